@@ -1,0 +1,34 @@
+"""The pieces of a running bot, opened and closed together."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from bot.campaign import Campaign, load_campaign
+from bot.config import Settings
+from bot.engine import Engine
+from bot.i18n import Catalogs
+from bot.store import Store
+
+
+@dataclass
+class Bot:
+    settings: Settings
+    campaign: Campaign
+    catalogs: Catalogs
+    store: Store
+    engine: Engine
+
+
+def load_texts(settings: Settings) -> tuple[Campaign, Catalogs]:
+    campaign = load_campaign(settings.campaign_file)
+    return campaign, Catalogs.load(campaign)
+
+
+@asynccontextmanager
+async def open_bot(settings: Settings) -> AsyncIterator[Bot]:
+    campaign, catalogs = load_texts(settings)
+    async with Store(settings.db_path) as store:
+        yield Bot(settings, campaign, catalogs, store, Engine(store, campaign, catalogs))

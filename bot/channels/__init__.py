@@ -1,0 +1,1 @@
+"""Channels: one module per platform. Each parses what arrives and renders what leaves."""

@@ -1,0 +1,126 @@
+"""The command line: parse, load settings, run one command, map failures to exit codes.
+
+0 success, 1 the job failed, 2 bad usage or configuration. Errors are one or two lines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from bot import logs
+from bot.config import ConfigError, Settings, load_settings
+from bot.store import StoreError
+
+log = logging.getLogger("bot")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="run_bot.py", description="Union campaign outreach bot (SMS and Telegram)."
+    )
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("serve", help="HTTP server, channels and background workers (the default)")
+    chat = sub.add_parser("chat", help="talk to the bot in the terminal")
+    chat.add_argument("--channel", choices=["sms", "telegram"], default="sms")
+    chat.add_argument("--contact", help="contact id: +E.164 for sms, a number for telegram")
+    chat.add_argument("--lang", help="language code (Telegram's language_code)")
+    export = sub.add_parser("export", help="write records to stdout")
+    export.add_argument("what", choices=["signatures"])
+    export.add_argument("--format", choices=["csv", "jsonl"], default="csv")
+    stats = sub.add_parser("stats", help="signatures and contacts per day, language, channel")
+    stats.add_argument("--json", action="store_true", help="machine-readable output")
+    locales = sub.add_parser("locales", help="translation tools")
+    locales.add_argument("action", choices=["check"])
+    backup = sub.add_parser("backup", help="a consistent copy of the database, safe while serving")
+    backup.add_argument("path", type=Path)
+    return parser
+
+
+def _contact_address(channel: str, raw: str | None) -> str | None:
+    from bot.channels.sms import normalize_number
+
+    if channel == "telegram":
+        ident = (raw or "1").removeprefix("telegram:")
+        return f"telegram:{ident}" if ident.lstrip("-").isdigit() else None
+    return normalize_number(raw or "+15555550100")
+
+
+async def _run(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.app import open_bot
+
+    command = args.command or "serve"
+    if command == "serve":
+        from bot.server import serve
+
+        return await serve(settings)
+    if command == "locales":
+        from bot.locales_check import check
+
+        return check(settings)
+    async with open_bot(settings) as bot:
+        if command == "chat":
+            from bot.chat import run_chat
+
+            address = _contact_address(args.channel, args.contact)
+            if address is None:
+                print(f"error: --contact {args.contact!r} is not a valid {args.channel} contact "
+                      "(use +E.164 for sms, a numeric id for telegram)", file=sys.stderr)
+                return 2
+            if args.lang and args.lang not in bot.campaign.languages:
+                print(f"error: --lang {args.lang!r} is not one of the campaign's languages: "
+                      f"{', '.join(bot.campaign.languages)}", file=sys.stderr)
+                return 2
+            return await run_chat(bot, args.channel, address, args.lang)
+        if command == "export":
+            from bot.reports import export_signatures
+
+            count = await export_signatures(bot.store, bot.campaign.id, sys.stdout, args.format)
+            sys.stdout.flush()
+            print(f"{count} signatures exported", file=sys.stderr)
+            return 0
+        if command == "stats":
+            from bot.reports import format_stats, stats
+
+            data = await stats(bot.store, bot.campaign.id, bot.campaign.goal)
+            print(json.dumps(data, indent=2) if args.json else format_stats(data))
+            return 0
+        if command == "backup":
+            target = args.path if args.path.is_absolute() else Path.cwd() / args.path
+            if target.resolve() == settings.db_path.resolve():
+                print("error: the backup path is the database itself; choose another file",
+                      file=sys.stderr)
+                return 2
+            await bot.store.backup(target)
+            print(f"backup written to {target}")
+            return 0
+    return 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    logs.setup(settings.log_format, logging.WARNING if args.command in ("chat", "export", "stats")
+               else logging.INFO)
+    try:
+        return asyncio.run(_run(args, settings))
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    except StoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0

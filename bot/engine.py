@@ -1,0 +1,174 @@
+"""The channel-agnostic engine: an inbound message in, the replies out.
+
+dedupe (a platform id is processed once) -> the contact's lock (one message of a contact at
+a time, in order; other contacts in parallel) -> load state -> the flow decides -> one
+transaction commits state, signature, consent, outbox and the processed id -> replies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sqlite3
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from bot.campaign import Campaign
+from bot.i18n import Catalogs
+from bot.logs import mask
+from bot.store import Store, TurnRecord, save_turn
+from flows.signing import State, decide
+from flows.types import ContactView, Reply, Turn
+from flows.words import fold
+
+log = logging.getLogger(__name__)
+
+MAX_TEXT = 1600  # Twilio's own limit for one message; anything longer is cut before the flow
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """One message from a person, as a channel hands it over."""
+
+    channel: str  # sms, telegram, whatsapp
+    address: str  # +E164, telegram:<id>, whatsapp:+E164
+    text: str
+    platform_id: str | None = None  # MessageSid, update_id: processed once
+    language_hint: str | None = None  # e.g. Telegram's language_code, already mapped to ours
+    #: Folded words the carrier already answered itself (Twilio's opt-out handling): the bot
+    #: records what they mean and stays silent, unless a yes/no question took the word.
+    carrier_words: frozenset[str] = field(default_factory=frozenset)
+    media: bool = False  # a photo, voice note or sticker came with (or instead of) the text
+
+
+@dataclass(frozen=True)
+class Outcome:
+    replies: list[Reply]
+    duplicate: bool = False
+    language: str | None = None
+
+
+class _Counter:
+    def __init__(self, store: Store, campaign: str) -> None:
+        self.store, self.campaign = store, campaign
+
+    async def signature_count(self) -> int:
+        return await self.store.signature_count(self.campaign)
+
+
+class KeyedLocks:
+    """One asyncio.Lock per key, created on demand and dropped when nobody holds or waits."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+
+def _replies_json(replies: list[Reply]) -> str:
+    return json.dumps([r.to_json() for r in replies], ensure_ascii=False)
+
+
+def _replies_from(raw: str) -> list[Reply]:
+    return [Reply.from_json(item) for item in json.loads(raw)]
+
+
+class Engine:
+    def __init__(self, store: Store, campaign: Campaign, catalogs: Catalogs) -> None:
+        self.store = store
+        self.campaign = campaign
+        self.catalogs = catalogs
+        self.locks = KeyedLocks()
+        self._counter = _Counter(store, campaign.id)
+
+    async def handle(self, msg: Inbound) -> Outcome:
+        """Process one message exactly once and return what to answer."""
+        if msg.platform_id is not None:
+            done = await self.store.processed(msg.channel, msg.platform_id)
+            if done is not None:
+                return Outcome(_replies_from(done), duplicate=True)
+        async with self.locks.hold(msg.address):
+            if msg.platform_id is not None:
+                done = await self.store.processed(msg.channel, msg.platform_id)
+                if done is not None:
+                    return Outcome(_replies_from(done), duplicate=True)
+            return await self._turn(msg)
+
+    async def _turn(self, msg: Inbound) -> Outcome:
+        row = await self.store.contact(msg.address, self.campaign.id)
+        contact = ContactView(
+            address=msg.address,
+            channel=msg.channel,
+            language=row.language if row else None,
+            state=row.state if row else State.NEW,
+            data=json.loads(row.data) if row else {},
+            stopped=row.stopped if row else False,
+            signed=row.signed if row else False,
+        )
+        turn = Turn(
+            contact=contact,
+            text=msg.text[:MAX_TEXT],
+            texts=self.catalogs,
+            languages=self.campaign.languages,
+            default_language=self.campaign.default_language,
+            counter=self._counter,
+            language_hint=msg.language_hint,
+            media=msg.media,
+        )
+        await decide(turn)
+        replies = turn.replies
+        if msg.carrier_words and fold(msg.text) in msg.carrier_words and not turn.answered:
+            replies = []  # the carrier answered this word itself; a second answer would fail
+        record = TurnRecord(
+            channel=msg.channel,
+            address=msg.address,
+            platform_id=msg.platform_id,
+            campaign=self.campaign.id,
+            language=turn.language,
+            state=turn.state,
+            data=json.dumps(turn.data, ensure_ascii=False),
+            replies=_replies_json(replies),
+            effects=tuple(turn.effects),
+        )
+        try:
+            await self.store.write(lambda conn: save_turn(conn, record))
+        except sqlite3.IntegrityError:
+            # The same platform id was committed meanwhile (another process): answer as it did.
+            done = await self.store.processed(msg.channel, msg.platform_id or "")
+            if done is None:
+                raise
+            return Outcome(_replies_from(done), duplicate=True)
+        log.info(
+            "%s %s: %s -> %s%s%s",
+            msg.channel,
+            mask(msg.address),
+            contact.state,
+            turn.state,
+            f" [{turn.keyword}]" if turn.keyword else "",
+            "".join(f" +{type(e).__name__.lower()}" for e in turn.effects),
+        )
+        return Outcome(replies, language=turn.language)
+
+    def contact_language(self, language: str | None) -> str:
+        return language or self.campaign.default_language
+
+
+def carrier_words(words: Mapping[str, object]) -> frozenset[str]:
+    return frozenset(fold(w) for w in words)

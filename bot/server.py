@@ -1,0 +1,65 @@
+"""`serve`: the HTTP server and the background workers, in one event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import uvicorn
+
+from bot.app import Bot, open_bot
+from bot.config import Settings
+from bot.web import create_app
+
+log = logging.getLogger("bot.server")
+
+INBOUND_KEEP = timedelta(days=3)  # platforms retry for minutes or hours, never days
+
+
+async def prune_loop(bot: Bot, every: float = 3600) -> None:
+    """Forget old processed platform ids so the table stays bounded."""
+    while True:
+        cutoff = (datetime.now(UTC) - INBOUND_KEEP).strftime("%Y-%m-%dT%H:%M:%SZ")
+        try:
+            removed = await bot.store.prune_inbound(cutoff)
+            if removed:
+                log.info("pruned %d processed message ids older than %s", removed, cutoff)
+        except Exception:
+            log.exception("pruning processed message ids failed; will try again")
+        await asyncio.sleep(every)
+
+
+def announce(settings: Settings) -> None:
+    for name, reason in (("sms", settings.sms_off_reason), ("telegram", settings.telegram_off_reason)):
+        if reason:
+            log.warning("channel %s is off: %s", name, reason)
+        else:
+            log.info("channel %s is on", name)
+
+
+async def serve(settings: Settings) -> int:
+    announce(settings)
+    health: dict[str, Any] = {}
+    async with open_bot(settings) as bot:
+        app = create_app(bot, health)
+        config = uvicorn.Config(
+            app, host=settings.host, port=settings.port, log_config=None, access_log=False,
+            lifespan="off", server_header=False, timeout_graceful_shutdown=5,
+        )
+        server = uvicorn.Server(config)
+        workers = [asyncio.create_task(prune_loop(bot), name="prune")]
+        log.info("campaign %s, languages %s; listening on http://%s:%d (public URL %s)",
+                 bot.campaign.id, ",".join(bot.campaign.languages), settings.host, settings.port,
+                 settings.public_url)
+        try:
+            await server.serve()
+        finally:
+            for task in workers:
+                task.cancel()
+            for task in workers:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        return 0 if server.started else 1

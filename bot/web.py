@@ -1,0 +1,109 @@
+"""The HTTP routes, nothing else: each one checks, parses through its channel, and hands over."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from bot.app import Bot
+from bot.channels import sms
+from bot.store import StoreError
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 64 * 1024  # Twilio and Telegram send a few KB; anything far larger is not theirs
+EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response />'
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
+    """The request body, refused early (413) past `limit` whatever Content-Length claims."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def xml(body: str, status: int = 200) -> Response:
+    return Response(body, status_code=status, media_type="text/xml")
+
+
+def public_url(bot: Bot, request: Request) -> str:
+    """The URL Twilio signed: PUBLIC_URL + path (+ query), never a Host header we were sent."""
+    query = f"?{request.url.query}" if request.url.query else ""
+    return f"{bot.settings.public_url}{request.url.path}{query}"
+
+
+def create_app(bot: Bot, health: dict[str, Any] | None = None) -> Starlette:
+    settings = bot.settings
+    status = health if health is not None else {}
+
+    async def twilio_sms(request: Request) -> Response:
+        if not settings.sms_enabled:
+            return Response("SMS is not configured", status_code=404)
+        try:
+            body = await read_body(request)
+        except BodyTooLarge:
+            return Response("request body too large", status_code=413)
+        except ClientDisconnect:
+            return Response(status_code=400)
+        form = sms.parse_form(body)
+        signature = request.headers.get("x-twilio-signature")
+        if not sms.signature_ok(settings, public_url(bot, request), form, signature):
+            log.warning("sms: refused a webhook with a missing or wrong signature")
+            return Response("invalid signature", status_code=403)
+        msg = sms.to_inbound(form, settings)
+        if msg is None:
+            return xml(EMPTY_TWIML)
+        try:
+            outcome = await bot.engine.handle(msg)
+        except StoreError:
+            log.exception("sms: could not record a message; Twilio may retry it")
+            return xml(EMPTY_TWIML, status=503)
+        except Exception:
+            log.exception("sms: a message could not be handled")
+            return xml(EMPTY_TWIML)
+        return xml(sms.twiml(outcome.replies, bot.campaign))
+
+    async def healthz(request: Request) -> Response:
+        counts = await bot.store.outbox_counts()
+        sync_error = status.get("sync_error")
+        channels = {
+            "sms": {"enabled": settings.sms_enabled, "reason": settings.sms_off_reason},
+            "telegram": {
+                "enabled": settings.telegram_enabled,
+                "mode": status.get("telegram_mode") if settings.telegram_enabled else None,
+                "reason": settings.telegram_off_reason or status.get("telegram_error"),
+            },
+        }
+        degraded = bool(sync_error or counts["parked"] or status.get("telegram_error"))
+        return JSONResponse({
+            "status": "degraded" if degraded else "ok",
+            "channels": channels,
+            "outbox": {"pending": counts["pending"], "parked": counts["parked"]},
+            "sync": {"last_error": sync_error},
+            "campaign": bot.campaign.id,
+        })
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        return Response("not found", status_code=404)
+
+    routes = [
+        Route("/twilio/sms", twilio_sms, methods=["POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+    ]
+    return Starlette(routes=routes, exception_handlers={404: not_found})

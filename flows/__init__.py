@@ -1,0 +1,1 @@
+"""Conversation flows: channel-agnostic state machines. They know nothing of Twilio or Telegram."""
