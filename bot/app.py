@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from bot.campaign import Campaign, load_campaign
 from bot.config import Settings
@@ -20,6 +21,7 @@ class Bot:
     catalogs: Catalogs
     store: Store
     engine: Engine
+    telegram: Any = None  # the running TelegramChannel inside `serve`, else None
 
 
 def load_texts(settings: Settings) -> tuple[Campaign, Catalogs]:

@@ -30,6 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--channel", choices=["sms", "telegram"], default="sms")
     chat.add_argument("--contact", help="contact id: +E.164 for sms, a number for telegram")
     chat.add_argument("--lang", help="language code (Telegram's language_code)")
+    sync_cmd = sub.add_parser("sync", help="push pending signatures to the central store")
+    sync_cmd.add_argument("--once", action="store_true", help="drain once and exit")
     export = sub.add_parser("export", help="write records to stdout")
     export.add_argument("what", choices=["signatures"])
     export.add_argument("--format", choices=["csv", "jsonl"], default="csv")
@@ -77,6 +79,10 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
                       f"{', '.join(bot.campaign.languages)}", file=sys.stderr)
                 return 2
             return await run_chat(bot, args.channel, address, args.lang)
+        if command == "sync":
+            from bot import sync
+
+            return await sync.run_command(bot, args)
         if command == "export":
             from bot.reports import export_signatures
 

@@ -10,7 +10,9 @@ from typing import Any
 
 import uvicorn
 
+from bot import sync
 from bot.app import Bot, open_bot
+from bot.channels.telegram import TelegramChannel
 from bot.config import Settings
 from bot.web import create_app
 
@@ -50,13 +52,21 @@ async def serve(settings: Settings) -> int:
             lifespan="off", server_header=False, timeout_graceful_shutdown=5,
         )
         server = uvicorn.Server(config)
-        workers = [asyncio.create_task(prune_loop(bot), name="prune")]
+        workers = [
+            asyncio.create_task(prune_loop(bot), name="prune"),
+            asyncio.create_task(sync.run_worker(bot, health), name="sync"),
+        ]
+        if settings.telegram_enabled:
+            bot.telegram = TelegramChannel(bot, health)
+            await bot.telegram.start()
         log.info("campaign %s, languages %s; listening on http://%s:%d (public URL %s)",
                  bot.campaign.id, ",".join(bot.campaign.languages), settings.host, settings.port,
                  settings.public_url)
         try:
             await server.serve()
         finally:
+            if bot.telegram is not None:
+                await bot.telegram.stop()
             for task in workers:
                 task.cancel()
             for task in workers:

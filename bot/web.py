@@ -79,6 +79,12 @@ def create_app(bot: Bot, health: dict[str, Any] | None = None) -> Starlette:
             return xml(EMPTY_TWIML)
         return xml(sms.twiml(outcome.replies, bot.campaign))
 
+    async def telegram_webhook(request: Request) -> Response:
+        if bot.telegram is None:
+            return Response("Telegram is not configured", status_code=404)
+        response: Response = await bot.telegram.webhook(request)
+        return response
+
     async def healthz(request: Request) -> Response:
         counts = await bot.store.outbox_counts()
         sync_error = status.get("sync_error")
@@ -104,6 +110,7 @@ def create_app(bot: Bot, health: dict[str, Any] | None = None) -> Starlette:
 
     routes = [
         Route("/twilio/sms", twilio_sms, methods=["POST"]),
+        Route("/telegram/webhook", telegram_webhook, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
     ]
     return Starlette(routes=routes, exception_handlers={404: not_found})
