@@ -1,4 +1,4 @@
-"""Union outreach bot: explains a campaign over SMS and Telegram and collects petition signatures."""
+"""Union outreach bot: explains a campaign over SMS and Telegram, collects petition signatures."""
 
 from __future__ import annotations
 

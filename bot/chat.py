@@ -1,8 +1,8 @@
 """`run_bot.py chat`: talk to the bot in a terminal, through the real engine, flows and store.
 
 There is no carrier between the terminal and the bot, so the bot answers every keyword
-itself here (as with TWILIO_KEYWORDS=bot). Piped input works too: one reply block per input line, blocks separated by a blank line,
-`(no reply)` where the bot stays silent.
+itself here (as with TWILIO_KEYWORDS=bot). Piped input works too: one reply block per input
+line, blocks separated by a blank line, `(no reply)` where the bot stays silent.
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,9 @@ from bot import ROOT
 from bot.campaign import Campaign
 from bot.config import ConfigError
 
-LOCALES_DIR = ROOT / "locales"
+#: The catalogs: `locales/<lang>/LC_MESSAGES/bot.po`. BOT_LOCALES_DIR points elsewhere (tests,
+#: a translator trying a draft).
+LOCALES_DIR = Path(os.environ.get("BOT_LOCALES_DIR") or ROOT / "locales")
 DOMAIN = "bot"
 SOURCE_LANGUAGE = "en"
 
@@ -75,7 +78,7 @@ class Catalogs:
         return key in self.texts.get(lang, {})
 
     def text(self, lang: str, key: str, **values: object) -> str:
-        """The text `key` in `lang`, with {placeholders} filled; campaign values are always there."""
+        """The text `key` in `lang` with {placeholders} filled; campaign values always are."""
         template = (
             self.texts.get(lang, {}).get(key)
             or self.texts.get(self.campaign.default_language, {}).get(key)

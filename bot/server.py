@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -35,7 +36,8 @@ async def prune_loop(bot: Bot, every: float = 3600) -> None:
 
 
 def announce(settings: Settings) -> None:
-    for name, reason in (("sms", settings.sms_off_reason), ("telegram", settings.telegram_off_reason)):
+    channels = (("sms", settings.sms_off_reason), ("telegram", settings.telegram_off_reason))
+    for name, reason in channels:
         if reason:
             log.warning("channel %s is off: %s", name, reason)
         else:
@@ -52,6 +54,12 @@ async def serve(settings: Settings) -> int:
             lifespan="off", server_header=False, timeout_graceful_shutdown=5,
         )
         server = uvicorn.Server(config)
+        # Our own signal handling: SIGTERM/SIGINT stop the server gracefully (in-flight requests
+        # finish) and `serve` then exits 0, instead of uvicorn re-raising the signal.
+        server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, server.handle_exit, sig, None)
         workers = [
             asyncio.create_task(prune_loop(bot), name="prune"),
             asyncio.create_task(sync.run_worker(bot, health), name="sync"),

@@ -73,7 +73,7 @@ MIGRATIONS: list[str] = [
     CREATE TABLE consent (                     -- what was agreed or withdrawn, when, where
         id INTEGER PRIMARY KEY,
         contact_id INTEGER,                    -- NULL once the contact is erased
-        event TEXT NOT NULL,                   -- signed, updates_yes, updates_no, stop, start, erase
+        event TEXT NOT NULL,                   -- signed, updates_yes|no, stop, start, erase
         channel TEXT NOT NULL,
         language TEXT,
         text_version TEXT,
@@ -312,7 +312,7 @@ class Store:
         await asyncio.to_thread(run)
 
     async def prune_inbound(self, older_than: str) -> int:
-        """Forget processed platform ids older than a cut-off (platforms retry for hours, not weeks)."""
+        """Forget processed platform ids older than a cut-off (platforms retry for hours)."""
 
         async def job(conn: aiosqlite.Connection) -> int:
             cursor = await conn.execute("DELETE FROM inbound WHERE received_at < ?", (older_than,))

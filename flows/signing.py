@@ -45,7 +45,8 @@ def _yes_no(t: Turn, yes: str = "button_yes", no: str = "button_no") -> tuple[Ch
 
 
 def _language_choices(t: Turn) -> tuple[Choice, ...]:
-    return tuple(Choice(t.texts.language_name(code), LANGUAGE_BUTTON + code) for code in t.languages)
+    names = t.texts.language_name
+    return tuple(Choice(names(code), LANGUAGE_BUTTON + code) for code in t.languages)
 
 
 def _menu_choices(t: Turn) -> tuple[Choice, ...]:

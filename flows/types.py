@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 @dataclass(frozen=True)
 class Choice:
-    """One option: a Telegram button, or a numbered line over SMS. `value` is what typing it sends."""
+    """One option: a Telegram button or a numbered SMS line. `value` is what typing it sends."""
 
     label: str
     value: str

@@ -26,7 +26,7 @@ def fold(text: str) -> str:
 
 
 def fold_name(text: str) -> str:
-    """Like fold, with inner punctuation (hyphens, dots) turned into spaces: `Île-du-Prince-Édouard`."""
+    """Like fold, inner punctuation (hyphens, dots) made spaces: `Île-du-Prince-Édouard`."""
     folded = fold(text)
     spaced = "".join(" " if unicodedata.category(ch)[0] in "PS" else ch for ch in folded)
     return _SPACES.sub(" ", spaced).strip()

@@ -363,8 +363,9 @@ def test_racing_messages_of_one_contact_apply_in_order(twilio: Twilio,
     assert answers[0].body == answers[1].body
     state = sms_bot.query("SELECT state FROM contacts WHERE address = ?", (phone,))[0][0]
     assert state == "ask_region"
-    assert len(sms_bot.query("SELECT 1 FROM contacts WHERE address IN (%s)" %
-                             ",".join("?" * len(others)), tuple(others))) == len(others)
+    marks = ",".join("?" * len(others))
+    found = sms_bot.query(f"SELECT 1 FROM contacts WHERE address IN ({marks})", tuple(others))
+    assert len(found) == len(others)
 
 
 def test_media_without_text_asks_to_type(twilio: Twilio) -> None:
