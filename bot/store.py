@@ -97,6 +97,64 @@ MIGRATIONS: list[str] = [
     CREATE INDEX outbox_pending ON outbox (status, id);
     CREATE INDEX outbox_signature ON outbox (signature_id);
     """,
+    # 3: sync bookkeeping: what an OSDI store calls each signature it holds (so a re-sent
+    # signature is never posted twice), the lease that lets one sync at a time drain the
+    # outbox, and an index for the erasures a store could not carry out.
+    """
+    CREATE TABLE sync_remote (
+        store TEXT NOT NULL,                   -- the store's URL, without credentials
+        signature_id TEXT NOT NULL,
+        remote_id TEXT NOT NULL,               -- the store's identifier, e.g. action_network:…
+        href TEXT,                             -- the store's self link
+        opted_in_updates INTEGER NOT NULL,     -- the state the store holds
+        pushed_at TEXT NOT NULL,
+        PRIMARY KEY (store, signature_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE sync_lease (
+        name TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,                   -- a token of the running sync
+        host TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        expires_at TEXT NOT NULL
+    );
+    CREATE INDEX outbox_noted ON outbox (kind, status) WHERE last_error IS NOT NULL;
+    """,
+    # 4: broadcasts: the texts and segment, one row per recipient with its delivery state,
+    # and contacts a platform told us we cannot reach (invalid number, blocked the bot).
+    """
+    ALTER TABLE contacts ADD COLUMN unreachable TEXT;
+    CREATE TABLE broadcasts (
+        id INTEGER PRIMARY KEY,
+        key TEXT NOT NULL,                     -- texts + segment: the same command resumes it
+        segment TEXT NOT NULL,
+        texts TEXT NOT NULL,                   -- JSON: language -> final text
+        status TEXT NOT NULL DEFAULT 'running', -- running, done, cancelled
+        total INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL,
+        finished_at TEXT,
+        lease_owner TEXT,                      -- the process sending it now
+        lease_expires TEXT
+    );
+    CREATE INDEX broadcasts_key ON broadcasts (key, status);
+    CREATE TABLE broadcast_recipients (
+        broadcast_id INTEGER NOT NULL REFERENCES broadcasts (id),
+        contact_id INTEGER NOT NULL,
+        address TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        language TEXT NOT NULL,
+        region TEXT,
+        state TEXT NOT NULL DEFAULT 'queued',  -- queued sending sent delivered failed skipped…
+        attempts INTEGER NOT NULL DEFAULT 0,
+        platform_id TEXT,
+        error TEXT,
+        updated_at TEXT,
+        PRIMARY KEY (broadcast_id, contact_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX broadcast_queue ON broadcast_recipients (broadcast_id, channel, state, contact_id);
+    CREATE INDEX broadcast_platform_id ON broadcast_recipients (platform_id)
+        WHERE platform_id IS NOT NULL;
+    CREATE INDEX broadcast_contact ON broadcast_recipients (contact_id);
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -420,6 +478,8 @@ async def save_turn(conn: aiosqlite.Connection, rec: TurnRecord) -> None:
                 (contact_id,),
             )
             await conn.execute("DELETE FROM signatures WHERE contact_id = ?", (contact_id,))
+            await conn.execute("DELETE FROM broadcast_recipients WHERE contact_id = ?",
+                               (contact_id,))
             await conn.execute("DELETE FROM contacts WHERE id = ?", (contact_id,))
             erased = True
 

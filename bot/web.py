@@ -10,6 +10,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bot import broadcast
 from bot.app import Bot
 from bot.channels import sms
 from bot.store import StoreError
@@ -79,11 +80,44 @@ def create_app(bot: Bot, health: dict[str, Any] | None = None) -> Starlette:
             return xml(EMPTY_TWIML)
         return xml(sms.twiml(outcome.replies, bot.campaign))
 
+    async def twilio_status(request: Request) -> Response:
+        if not settings.sms_enabled:
+            return Response("SMS is not configured", status_code=404)
+        try:
+            body = await read_body(request)
+        except BodyTooLarge:
+            return Response("request body too large", status_code=413)
+        except ClientDisconnect:
+            return Response(status_code=400)
+        form = sms.parse_form(body)
+        signature = request.headers.get("x-twilio-signature")
+        if not sms.signature_ok(settings, public_url(bot, request), form, signature):
+            log.warning("sms: refused a status callback with a missing or wrong signature")
+            return Response("invalid signature", status_code=403)
+        update = sms.status_update(form)
+        if update is not None and form.get("AccountSid") == settings.twilio_account_sid:
+            try:
+                await broadcast.apply_status(bot, *update)
+            except StoreError:
+                return Response(status_code=503)  # Twilio retries a status callback
+        return Response(status_code=204)
+
     async def telegram_webhook(request: Request) -> Response:
-        if bot.telegram is None:
+        channel = bot.telegram
+        if channel is None:
             return Response("Telegram is not configured", status_code=404)
-        response: Response = await bot.telegram.webhook(request)
-        return response
+        if not channel.secret_ok(request.headers.get("x-telegram-bot-api-secret-token")):
+            log.warning("telegram: refused a webhook with a missing or wrong secret token")
+            return Response("invalid secret token", status_code=403)
+        try:
+            body = await read_body(request, channel.max_body)
+        except BodyTooLarge:
+            # From Telegram itself (the secret matched): a 4xx would be retried for hours.
+            log.warning("telegram: an update over %d bytes was ignored", channel.max_body)
+            return Response(status_code=200)
+        except ClientDisconnect:
+            return Response(status_code=400)
+        return Response(status_code=await channel.receive(body))
 
     async def healthz(request: Request) -> Response:
         counts = await bot.store.outbox_counts()
@@ -101,7 +135,15 @@ def create_app(bot: Bot, health: dict[str, Any] | None = None) -> Starlette:
             "status": "degraded" if degraded else "ok",
             "channels": channels,
             "outbox": {"pending": counts["pending"], "parked": counts["parked"]},
-            "sync": {"last_error": sync_error},
+            "sync": {
+                "last_error": sync_error,
+                "backend": status.get("sync_backend"),
+                "last_pass": status.get("sync_last_pass"),
+                # erasures the store could not carry out (an OSDI petition cannot delete a
+                # signature): the outbox notes name each one for an organizer to delete
+                "erase_supported": status.get("sync_erase_supported", True),
+                "cannot_erase": status.get("sync_cannot_erase", 0),
+            },
             "campaign": bot.campaign.id,
         })
 
@@ -110,6 +152,7 @@ def create_app(bot: Bot, health: dict[str, Any] | None = None) -> Starlette:
 
     routes = [
         Route("/twilio/sms", twilio_sms, methods=["POST"]),
+        Route("/twilio/status", twilio_status, methods=["POST"]),
         Route("/telegram/webhook", telegram_webhook, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
     ]

@@ -1,22 +1,16 @@
-"""Syncing signatures to the central store (SQLite, PostgreSQL or an OSDI endpoint).
+"""Syncing signatures to the central store: SQLite, PostgreSQL or an OSDI petition endpoint.
 
-Placeholder until the [sync] issue lands: `serve` starts `run_worker`, `sync` calls `run_command`.
+    base.py     what a backend speaks: jobs in, one result per job out; the failure kinds
+    outbox.py   due jobs (coalesced per signature), settling them, backoff, the lease
+    sql.py      the SQLite and PostgreSQL stores (staging table, one upsert per batch)
+    osdi.py     an Action Network style petition over HTTP (token bucket, kept identifiers)
+    worker.py   a pass, the loop inside `serve`, the `sync [--once]` command
+
+`serve` starts `run_worker`; `python run_bot.py sync` calls `run_command`.
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
-from typing import Any
+from bot.sync.worker import Syncer, open_backend, run_command, run_worker
 
-from bot.app import Bot
-
-
-async def run_worker(bot: Bot, health: dict[str, Any]) -> None:
-    """The background sync loop inside `serve` (not yet built: returns at once)."""
-    return None
-
-
-async def run_command(bot: Bot, args: argparse.Namespace) -> int:
-    print("error: sync is not built yet in this version", file=sys.stderr)
-    return 1
+__all__ = ["Syncer", "open_backend", "run_command", "run_worker"]
