@@ -30,6 +30,14 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--channel", choices=["sms", "telegram"], default="sms")
     chat.add_argument("--contact", help="contact id: +E.164 for sms, a number for telegram")
     chat.add_argument("--lang", help="language code (Telegram's language_code)")
+    broadcast = sub.add_parser("broadcast", help="send an update to supporters")
+    broadcast.add_argument("--message-file", type=Path, required=True,
+                           help="TOML: one [lang] table with text = \"…\" per language")
+    broadcast.add_argument("--segment", help="e.g. 'signed=true and region=ON'")
+    broadcast.add_argument("--dry-run", action="store_true", help="show counts and cost only")
+    broadcast.add_argument("--yes", action="store_true", help="do not ask to confirm")
+    broadcast.add_argument("--price-per-segment", type=float, default=0.0083,
+                           help="USD per SMS segment for the estimate (default 0.0083)")
     sync_cmd = sub.add_parser("sync", help="push pending signatures to the central store")
     sync_cmd.add_argument("--once", action="store_true", help="drain once and exit")
     export = sub.add_parser("export", help="write records to stdout")
@@ -79,6 +87,10 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
                       f"{', '.join(bot.campaign.languages)}", file=sys.stderr)
                 return 2
             return await run_chat(bot, args.channel, address, args.lang)
+        if command == "broadcast":
+            from bot import broadcast
+
+            return await broadcast.run_command(bot, args)
         if command == "sync":
             from bot import sync
 

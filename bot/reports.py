@@ -79,7 +79,22 @@ async def stats(store: Store, campaign: str, goal: int) -> dict[str, Any]:
             "SELECT language, count(*) FROM contacts GROUP BY 1 ORDER BY 1", ()
         ),
         "outbox": await store.outbox_counts(),
+        "broadcasts": await broadcast_history(store),
     }
+
+
+async def broadcast_history(store: Store, limit: int = 10) -> list[dict[str, Any]]:
+    """The latest broadcasts with their recipients per delivery state."""
+    rows = await store.fetchall(
+        "SELECT id, segment, status, total, created_at, finished_at FROM broadcasts "
+        "ORDER BY id DESC LIMIT ?", (limit,))
+    history = []
+    for row in rows:
+        states = await store.fetchall(
+            "SELECT state, count(*) AS n FROM broadcast_recipients WHERE broadcast_id = ? "
+            "GROUP BY state ORDER BY state", (row["id"],))
+        history.append({**dict(row), "states": {s["state"]: int(s["n"]) for s in states}})
+    return history
 
 
 def format_stats(data: dict[str, Any]) -> str:
@@ -104,4 +119,11 @@ def format_stats(data: dict[str, Any]) -> str:
             lines.append("  (none)")
         width = max((len(k) for k in data[key]), default=0)
         lines.extend(f"  {k.ljust(width)}  {v:>7}" for k, v in data[key].items())
+    lines += ["", "Broadcasts"]
+    if not data["broadcasts"]:
+        lines.append("  (none)")
+    for b in data["broadcasts"]:
+        states = ", ".join(f"{n} {state}" for state, n in b["states"].items())
+        lines.append(f"  #{b['id']} {b['created_at']} {b['status']:<8} to {b['total']}: {states}"
+                     f"  [{b['segment'] or 'everyone opted in'}]")
     return "\n".join(lines)

@@ -11,7 +11,7 @@ from typing import Any
 
 import uvicorn
 
-from bot import sync
+from bot import broadcast, sync
 from bot.app import Bot, open_bot
 from bot.channels.telegram import TelegramChannel
 from bot.config import Settings
@@ -63,6 +63,7 @@ async def serve(settings: Settings) -> int:
         workers = [
             asyncio.create_task(prune_loop(bot), name="prune"),
             asyncio.create_task(sync.run_worker(bot, health), name="sync"),
+            asyncio.create_task(broadcast.run_worker(bot), name="broadcast"),
         ]
         if settings.telegram_enabled:
             bot.telegram = TelegramChannel(bot, health)

@@ -10,12 +10,14 @@ import logging
 from collections.abc import Iterable
 from urllib.parse import parse_qsl
 
+import httpx
 import phonenumbers
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
 from bot.campaign import Campaign
 from bot.config import Settings
+from bot.delivery import Outcome, SendResult
 from bot.engine import Inbound
 from bot.logs import mask
 from bot.sms_text import to_gsm7
@@ -111,3 +113,74 @@ def twiml(replies: Iterable[Reply], campaign: Campaign) -> str:
     for reply in replies:
         response.message(render(reply, campaign))
     return str(response)
+
+
+# --- sending through the REST API (broadcasts; replies to members go back in TwiML) -------
+
+def error_outcome(status: int, code: int | None) -> Outcome:
+    """Twilio's answer to a create-message call, as a delivery outcome."""
+    if status == 429 or code in ERRORS_RATE:
+        return Outcome.RETRY
+    if code == ERROR_STOPPED:
+        return Outcome.STOPPED
+    if code in (ERROR_INVALID_TO, ERROR_NOT_MOBILE) or code in ERRORS_UNREACHABLE:
+        return Outcome.UNREACHABLE
+    if status >= 500:
+        return Outcome.RETRY
+    return Outcome.FAILED
+
+
+class SmsOutlet:
+    """Creates messages at `TWILIO_API_URL/2010-04-01/Accounts/<sid>/Messages.json`."""
+
+    channel = CHANNEL
+
+    def __init__(self, settings: Settings, client: httpx.AsyncClient) -> None:
+        assert settings.twilio_account_sid and settings.twilio_auth_token
+        self.settings = settings
+        self.client = client
+        self.url = (f"{settings.twilio_api_url}/2010-04-01/Accounts/"
+                    f"{settings.twilio_account_sid}/Messages.json")
+        self.auth = (settings.twilio_account_sid, settings.twilio_auth_token)
+
+    async def send(self, address: str, text: str) -> SendResult:
+        form = {"To": address, "Body": text,
+                "StatusCallback": f"{self.settings.public_url}/twilio/status"}
+        if self.settings.twilio_messaging_service_sid:
+            form["MessagingServiceSid"] = self.settings.twilio_messaging_service_sid
+        else:
+            form["From"] = self.settings.twilio_phone_number or ""
+        try:
+            response = await self.client.post(self.url, data=form, auth=self.auth)
+        except httpx.ConnectError as exc:
+            return SendResult(Outcome.RETRY, error=f"cannot reach Twilio: {exc}")
+        except httpx.TimeoutException:
+            return SendResult(Outcome.AMBIGUOUS, error="Twilio did not answer in time")
+        except httpx.HTTPError as exc:
+            return SendResult(Outcome.AMBIGUOUS, error=f"Twilio request failed: {exc}")
+        try:
+            data = response.json()
+        except ValueError:
+            data = {}
+        if response.status_code in (200, 201) and isinstance(data, dict) and data.get("sid"):
+            return SendResult(Outcome.SENT, platform_id=str(data["sid"]))
+        code = data.get("code") if isinstance(data, dict) else None
+        code = int(code) if isinstance(code, int | str) and str(code).isdigit() else None
+        retry_after = response.headers.get("retry-after", "")
+        message = data.get("message") if isinstance(data, dict) else None
+        error = f"Twilio {response.status_code}" + (f" error {code}" if code else "")
+        return SendResult(
+            error_outcome(response.status_code, code),
+            error=error + (f": {message}" if message else ""),
+            retry_after=float(retry_after) if retry_after.replace(".", "", 1).isdigit() else None,
+        )
+
+
+def status_update(form: dict[str, str]) -> tuple[str, str, int | None] | None:
+    """A status callback as (MessageSid, our delivery state, error code), or None."""
+    sid = form.get("MessageSid") or form.get("SmsSid")
+    state = STATUS_MAPPING.get(form.get("MessageStatus") or form.get("SmsStatus") or "")
+    if not sid or state is None:
+        return None
+    code = form.get("ErrorCode", "")
+    return sid, state, int(code) if code.isdigit() else None

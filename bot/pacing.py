@@ -1,0 +1,50 @@
+"""Send pacing: never more than `rate` messages in any one-second window.
+
+Starts are spread evenly (no bursts) at 97% of the rate, and a sliding window also caps
+them at `floor(rate)` per second: the 3% margin absorbs the jitter between when we start a
+request and when the platform counts it, so the platform never sees more than `rate`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections import deque
+
+SAFETY = 0.97
+
+
+class SlidingWindow:
+    def __init__(self, rate: float, slack: float = 0.02) -> None:
+        self.rate = rate
+        self.burst = max(1, math.floor(rate))
+        self.window = (1.0 if rate >= 1 else 1.0 / rate) + slack
+        self.spacing = 1.0 / (rate * SAFETY)
+        self._starts: deque[float] = deque()
+        self._lock = asyncio.Lock()
+        self._paused_until = 0.0
+        self._next = 0.0
+
+    def pause(self, seconds: float) -> None:
+        """Hold every sender (a 429's retry_after)."""
+        self._paused_until = max(self._paused_until, time.monotonic() + seconds)
+
+    async def wait(self) -> None:
+        async with self._lock:
+            while True:
+                now = time.monotonic()
+                if now < self._paused_until:
+                    await asyncio.sleep(self._paused_until - now)
+                    continue
+                if now < self._next:
+                    await asyncio.sleep(self._next - now)
+                    continue
+                while self._starts and now - self._starts[0] >= self.window:
+                    self._starts.popleft()
+                if len(self._starts) < self.burst:
+                    self._starts.append(now)
+                    # Even spacing; a late start does not earn credit for a burst after it.
+                    self._next = max(self._next, now) + self.spacing
+                    return
+                await asyncio.sleep(self.window - (now - self._starts[0]))
