@@ -33,4 +33,5 @@ def load_texts(settings: Settings) -> tuple[Campaign, Catalogs]:
 async def open_bot(settings: Settings) -> AsyncIterator[Bot]:
     campaign, catalogs = load_texts(settings)
     async with Store(settings.db_path) as store:
-        yield Bot(settings, campaign, catalogs, store, Engine(store, campaign, catalogs))
+        engine = Engine(store, campaign, catalogs, organizers=settings.organizers)
+        yield Bot(settings, campaign, catalogs, store, engine)

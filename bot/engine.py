@@ -19,12 +19,14 @@ from bot.campaign import Campaign
 from bot.i18n import Catalogs
 from bot.logs import mask
 from bot.store import Store, TurnRecord, save_turn
+from bot.throttle import Throttle
 from flows.signing import State, decide
 from flows.types import ContactView, Reply, Turn
 from flows.words import fold
 
 log = logging.getLogger(__name__)
 
+ORGANIZER_STATS = "stats"  # organizers text it for the numbers; others get the normal answers
 MAX_TEXT = 1600  # Twilio's own limit for one message; anything longer is cut before the flow
 
 
@@ -48,6 +50,7 @@ class Outcome:
     replies: list[Reply]
     duplicate: bool = False
     language: str | None = None
+    throttled: bool = False
 
 
 class _Counter:
@@ -91,12 +94,21 @@ def _replies_from(raw: str) -> list[Reply]:
 
 
 class Engine:
-    def __init__(self, store: Store, campaign: Campaign, catalogs: Catalogs) -> None:
+    def __init__(self, store: Store, campaign: Campaign, catalogs: Catalogs,
+                 organizers: frozenset[str] = frozenset(), throttle: Throttle | None = None
+                 ) -> None:
         self.store = store
         self.campaign = campaign
         self.catalogs = catalogs
+        self.organizers = organizers
+        self.throttle = throttle or Throttle()
         self.locks = KeyedLocks()
         self._counter = _Counter(store, campaign.id)
+
+    def is_organizer(self, address: str) -> bool:
+        if address.startswith(("telegram:", "whatsapp:")):
+            return address in self.organizers
+        return f"sms:{address}" in self.organizers
 
     async def handle(self, msg: Inbound) -> Outcome:
         """Process one message exactly once and return what to answer."""
@@ -104,6 +116,13 @@ class Engine:
             done = await self.store.processed(msg.channel, msg.platform_id)
             if done is not None:
                 return Outcome(_replies_from(done), duplicate=True)
+        if not self.throttle.allow(msg.address):
+            if self.throttle.dropped % 100 == 1:
+                log.warning("%s %s: flooding; messages dropped until it slows down",
+                            msg.channel, mask(msg.address))
+            return Outcome([], throttled=True)
+        if fold(msg.text) == ORGANIZER_STATS and self.is_organizer(msg.address):
+            return Outcome([await self.stats_reply()])
         async with self.locks.hold(msg.address):
             if msg.platform_id is not None:
                 done = await self.store.processed(msg.channel, msg.platform_id)
@@ -166,8 +185,16 @@ class Engine:
         )
         return Outcome(replies, language=turn.language)
 
-    def contact_language(self, language: str | None) -> str:
-        return language or self.campaign.default_language
+    async def stats_reply(self) -> Reply:
+        """`STATS` from an organizer: the count, today, and the languages, in one short text."""
+        from bot.reports import stats
+
+        data = await stats(self.store, self.campaign.id, self.campaign.goal)
+        today = max(data["signatures_by_day"].items(), default=("-", 0))
+        langs = " ".join(f"{k}:{v}" for k, v in data["signatures_by_language"].items())
+        text = (f"{data['signatures']}/{self.campaign.goal} signed; {today[1]} on {today[0]}; "
+                f"{data['opted_in_updates']} want news; {data['stopped']} stopped. {langs}")
+        return Reply(text, self.campaign.default_language)
 
 
 def carrier_words(words: Mapping[str, object]) -> frozenset[str]:
