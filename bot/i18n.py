@@ -27,8 +27,18 @@ BABEL_LOCALES: dict[str, str] = {"tl": "fil", "pa": "pa_Guru", "zh": "zh_Hans"}
 OWN_NAMES: dict[str, str] = {"tl": "Tagalog", "pa": "ਪੰਜਾਬੀ", "zh": "中文"}
 #: Right-to-left languages.
 RTL = frozenset({"ar", "fa", "ur", "he"})
+#: U+200F RIGHT-TO-LEFT MARK. Every text in an RTL language starts with it, so a phone or
+#: Telegram lays the message out right to left even when it begins with a Latin name, a number
+#: or `STOP`; Latin words and numbers inside then keep their place. One UCS-2 unit per text,
+#: and understood by every phone that shows Arabic (isolates, U+2066-2069, are not).
+RLM = "\u200f"
 
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
+
+
+def rtl(text: str) -> str:
+    """`text` marked to be laid out right to left (once)."""
+    return text if text.startswith(RLM) else RLM + text
 
 
 def babel_locale(lang: str) -> Locale:
@@ -91,9 +101,11 @@ class Catalogs:
             "petition_org": self.campaign.petition_organization,
             "target": self.campaign.target_in(lang),
             "goal": self.number(self.campaign.goal, lang),
-            **{k: str(v) for k, v in values.items()},
+            # a value that is itself a text (the summary) keeps no mark of its own inside
+            **{k: str(v).removeprefix(RLM) for k, v in values.items()},
         }
-        return PLACEHOLDER.sub(lambda m: fill.get(m.group(1), m.group(0)), template)
+        text = PLACEHOLDER.sub(lambda m: fill.get(m.group(1), m.group(0)), template)
+        return rtl(text) if lang in RTL else text
 
     def number(self, value: int, lang: str) -> str:
         return format_decimal(value, locale=babel_locale(lang))

@@ -21,6 +21,13 @@ _NEAREST = str.maketrans({
 })
 
 
+#: Latin-script languages whose accents carry meaning: never map them to GSM-7
+#: (`locales check` warns when a campaign lists one in `gsm7_languages`).
+KEEP_ACCENTS: dict[str, str] = {
+    "vi": "Vietnamese tone marks carry meaning (ma, má, mà, mả, mã, mạ are six words)",
+}
+
+
 @dataclass(frozen=True)
 class Cost:
     encoding: str  # "GSM-7" or "UCS-2"

@@ -133,7 +133,9 @@ async def choose_language(t: Turn) -> State:
 async def in_menu(t: Turn) -> State:
     """Between flows: a language name switches language; anything else gets a hint."""
     names = {c: t.texts.language_names(c) for c in t.languages}
-    code = None if fold(t.text).isdigit() else parse_language(t.text, t.languages, names)
+    # A number, or a yes/no in the contact's language (Tagalog `hindi`), is not a language here.
+    plain = fold(t.text).isdigit() or match_answer(t.text, t.language) is not None
+    code = None if plain else parse_language(t.text, t.languages, names)
     if code is not None:
         t.language = code
         return show_petition(t)
@@ -320,6 +322,9 @@ async def decide(t: Turn) -> None:
         t.language = t.text[len(LANGUAGE_BUTTON):]
         t.state = reprompt(t, state)
         return
+
+    if found is not None and found[0] is Keyword.START and state is State.NEW:
+        found = None  # START (Telegram's /start) from a new contact: the welcome, not the menu
 
     if found is not None:
         keyword, word_lang = found
