@@ -118,6 +118,23 @@ class Settings:
         return f"not configured: set {', '.join(missing)}" if missing else None
 
     @property
+    def whatsapp_off_reason(self) -> str | None:
+        if not self.twilio_whatsapp_number:
+            return "not configured: set TWILIO_WHATSAPP_NUMBER"
+        if not (self.twilio_account_sid and self.twilio_auth_token):
+            return "not configured: set TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN"
+        return None
+
+    @property
+    def whatsapp_enabled(self) -> bool:
+        return self.whatsapp_off_reason is None
+
+    @property
+    def twilio_enabled(self) -> bool:
+        """Twilio's webhooks are served: SMS, WhatsApp or both are configured."""
+        return self.sms_enabled or self.whatsapp_enabled
+
+    @property
     def telegram_enabled(self) -> bool:
         return bool(self.telegram_token)
 
@@ -163,6 +180,11 @@ def load_settings(environ: dict[str, str] | None = None, cwd: Path | None = None
     log_format = (get("LOG_FORMAT", "text") or "text").lower()
     if log_format not in ("text", "json"):
         raise ConfigError(f"LOG_FORMAT={log_format!r} must be 'text' or 'json'")
+    whatsapp = get("TWILIO_WHATSAPP_NUMBER")
+    if whatsapp and not (whatsapp.startswith("whatsapp:+") and whatsapp[10:].isdigit()):
+        raise ConfigError(
+            f"TWILIO_WHATSAPP_NUMBER={whatsapp!r} must look like whatsapp:+14155238886"
+        )
     central = get("CENTRAL_STORE_URL") or f"sqlite:///{cwd / 'data' / 'central.sqlite3'}"
     if not central.startswith(("sqlite:///", "postgresql://", "postgres://", "https://", "http://")):
         raise ConfigError(
@@ -182,7 +204,7 @@ def load_settings(environ: dict[str, str] | None = None, cwd: Path | None = None
         twilio_phone_number=get("TWILIO_PHONE_NUMBER"),
         twilio_messaging_service_sid=get("TWILIO_MESSAGING_SERVICE_SID"),
         twilio_api_url=(get("TWILIO_API_URL") or "https://api.twilio.com").rstrip("/"),
-        twilio_whatsapp_number=get("TWILIO_WHATSAPP_NUMBER"),
+        twilio_whatsapp_number=whatsapp,
         twilio_keywords=keywords,
         central_store_url=central,
         central_store_api_key=get("CENTRAL_STORE_API_KEY"),

@@ -36,7 +36,8 @@ async def prune_loop(bot: Bot, every: float = 3600) -> None:
 
 
 def announce(settings: Settings) -> None:
-    channels = (("sms", settings.sms_off_reason), ("telegram", settings.telegram_off_reason))
+    channels = (("sms", settings.sms_off_reason), ("whatsapp", settings.whatsapp_off_reason),
+                ("telegram", settings.telegram_off_reason))
     for name, reason in channels:
         if reason:
             log.warning("channel %s is off: %s", name, reason)

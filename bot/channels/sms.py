@@ -1,4 +1,8 @@
-"""Twilio SMS: signature check, form -> Inbound, replies -> TwiML, Twilio's vocabulary.
+"""Twilio SMS and WhatsApp: signature check, form -> Inbound, replies -> TwiML, Twilio's words.
+
+WhatsApp comes through the same webhook, with `From: whatsapp:+E164`; those contacts are
+`whatsapp:+E164` on channel `whatsapp`, and the bot answers every keyword itself there
+(Twilio's SMS opt-out handling does not apply) with no GSM-7 mapping or segment limits.
 
 Receiving only parses and hands over (web.py calls the engine); replies to an inbound
 message go back in the TwiML response, so they never wait behind a bulk send.
@@ -28,6 +32,8 @@ from flows.words import fold
 log = logging.getLogger(__name__)
 
 CHANNEL = "sms"
+WHATSAPP = "whatsapp"
+WHATSAPP_PREFIX = "whatsapp:"
 DEFAULT_REGION = "CA"  # numbers written without a country code are read as North American
 
 #: Twilio error codes we act on (platforms.md), in one place.
@@ -77,21 +83,47 @@ def normalize_number(raw: str) -> str | None:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+def _to_is_ours(form: dict[str, str], settings: Settings, whatsapp: bool) -> bool:
+    """The message was sent to our number (or through our Messaging Service)."""
+    if whatsapp:
+        ours = settings.twilio_whatsapp_number or ""
+        return normalize_number(form.get("To", "").removeprefix(WHATSAPP_PREFIX)) == \
+            normalize_number(ours.removeprefix(WHATSAPP_PREFIX))
+    service = settings.twilio_messaging_service_sid
+    if service and form.get("MessagingServiceSid") == service:
+        return True
+    if not settings.twilio_phone_number:
+        return bool(service)  # a Messaging Service's pool: any of its numbers
+    return normalize_number(form.get("To", "")) == normalize_number(settings.twilio_phone_number)
+
+
 def to_inbound(form: dict[str, str], settings: Settings) -> Inbound | None:
     """The message in a Twilio webhook, or None when it is not one we can use."""
     if settings.twilio_account_sid and form.get("AccountSid") != settings.twilio_account_sid:
         log.warning("sms: webhook for another account refused")
         return None
-    sid = form.get("MessageSid") or form.get("SmsSid")
-    sender = normalize_number(form.get("From", ""))
-    if not sid or sender is None:
-        log.warning("sms: webhook without a usable MessageSid or From (from %s)",
-                    mask(form.get("From")))
+    raw_from = form.get("From", "")
+    whatsapp = raw_from.startswith(WHATSAPP_PREFIX)
+    if not (settings.whatsapp_enabled if whatsapp else settings.sms_enabled):
+        log.warning("sms: a %s message arrived but that channel is off", WHATSAPP if whatsapp
+                    else CHANNEL)
         return None
+    sid = form.get("MessageSid") or form.get("SmsSid")
+    sender = normalize_number(raw_from.removeprefix(WHATSAPP_PREFIX))
+    if not sid or sender is None:
+        log.warning("sms: webhook without a usable MessageSid or From (from %s)", mask(raw_from))
+        return None
+    if not _to_is_ours(form, settings, whatsapp):
+        log.warning("sms: webhook for a number that is not ours (to %s) refused",
+                    mask(form.get("To")))
+        return None
+    media = form.get("NumMedia", "0").strip() not in ("", "0") or bool(form.get("Latitude"))
+    if whatsapp:
+        return Inbound(channel=WHATSAPP, address=WHATSAPP_PREFIX + sender,
+                       text=form.get("Body", ""), platform_id=sid, media=media)
     words = carrier_words(settings)
     if form.get("OptOutType") and settings.twilio_keywords == "twilio":
         words = words | {fold(form.get("Body", ""))}  # Twilio says it answered this one itself
-    media = form.get("NumMedia", "0").strip() not in ("", "0")
     return Inbound(
         channel=CHANNEL,
         address=sender,
@@ -102,16 +134,19 @@ def to_inbound(form: dict[str, str], settings: Settings) -> Inbound | None:
     )
 
 
-def render(reply: Reply, campaign: Campaign) -> str:
-    """The text a basic phone gets: numbered choices written out, GSM-7 where the campaign asks."""
+def render(reply: Reply, campaign: Campaign, channel: str = CHANNEL) -> str:
+    """The text a basic phone gets: numbered choices written out, GSM-7 where the campaign asks
+    (SMS only: WhatsApp has no segments and gets the original text)."""
     text = reply.plain()
-    return to_gsm7(text) if reply.lang in campaign.gsm7_languages else text
+    if channel == CHANNEL and reply.lang in campaign.gsm7_languages:
+        return to_gsm7(text)
+    return text
 
 
-def twiml(replies: Iterable[Reply], campaign: Campaign) -> str:
+def twiml(replies: Iterable[Reply], campaign: Campaign, channel: str = CHANNEL) -> str:
     response = MessagingResponse()
     for reply in replies:
-        response.message(render(reply, campaign))
+        response.message(render(reply, campaign, channel))
     return str(response)
 
 
