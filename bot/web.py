@@ -54,7 +54,7 @@ def create_app(bot: Bot, health: dict[str, Any] | None = None) -> Starlette:
     status = health if health is not None else {}
 
     async def twilio_sms(request: Request) -> Response:
-        if not settings.sms_enabled:
+        if not settings.twilio_enabled:
             return Response("SMS is not configured", status_code=404)
         try:
             body = await read_body(request)
@@ -78,10 +78,10 @@ def create_app(bot: Bot, health: dict[str, Any] | None = None) -> Starlette:
         except Exception:
             log.exception("sms: a message could not be handled")
             return xml(EMPTY_TWIML)
-        return xml(sms.twiml(outcome.replies, bot.campaign))
+        return xml(sms.twiml(outcome.replies, bot.campaign, msg.channel))
 
     async def twilio_status(request: Request) -> Response:
-        if not settings.sms_enabled:
+        if not settings.twilio_enabled:
             return Response("SMS is not configured", status_code=404)
         try:
             body = await read_body(request)
@@ -124,6 +124,8 @@ def create_app(bot: Bot, health: dict[str, Any] | None = None) -> Starlette:
         sync_error = status.get("sync_error")
         channels = {
             "sms": {"enabled": settings.sms_enabled, "reason": settings.sms_off_reason},
+            "whatsapp": {"enabled": settings.whatsapp_enabled,
+                         "reason": settings.whatsapp_off_reason},
             "telegram": {
                 "enabled": settings.telegram_enabled,
                 "mode": status.get("telegram_mode") if settings.telegram_enabled else None,
