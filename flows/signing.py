@@ -114,7 +114,7 @@ async def welcome(t: Turn) -> State:
     """First message of a new contact: welcome and the language list."""
     if t.language_hint in t.languages:
         t.language = t.language_hint
-        t.say("welcome", choices=_language_choices(t))
+        t.say("welcome_chosen", choices=_language_choices(t))
         return show_petition(t)
     t.say("welcome", choices=_language_choices(t), numbered=True)
     return State.CHOOSE_LANGUAGE
