@@ -67,6 +67,7 @@ from bot.delivery import Outcome, SendResult
 from bot.engine import Inbound
 from bot.i18n import Catalogs
 from bot.logs import mask
+from bot.organizer import Desk
 from bot.store import StoreError
 from flows.types import Choice, Reply
 
@@ -611,6 +612,7 @@ class TelegramChannel:
         self.api = BotAPI(self.token, base_url=f"{settings.telegram_api_url}/bot",
                           request=self._requests[0], get_updates_request=self._requests[1])
         self.sender = Sender(self.api, report=self._report, scrub=self.scrub)
+        self.desk = Desk(bot, self.api)  # organizer commands, for the ORGANIZERS list only
         self._problems: dict[str, str] = {}
         self._task: asyncio.Task[None] | None = None
 
@@ -629,6 +631,7 @@ class TelegramChannel:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        await self.desk.close()
         await self.sender.close()
         for request in self._requests:
             with contextlib.suppress(Exception):
@@ -679,6 +682,10 @@ class TelegramChannel:
             msg = received.inbound
             if msg is None or received.chat_id is None:
                 log.info("telegram: update %d ignored: %s", received.update_id, received.why)
+                return
+            if self.desk.wants(msg.address, msg.text):
+                await self.desk.handle(received.update_id, msg.address, received.chat_id,
+                                       msg.text)
                 return
             outcome = await self.bot.engine.handle(msg)
             duplicate = outcome.duplicate

@@ -294,6 +294,23 @@ class TelegramAPI:
         check_markup(params.get("reply_markup"))
         return self._message(account, int(chat_id), text, params.get("reply_markup"))
 
+    def api_sendPhoto(self, account: Account, params: dict[str, Any]) -> Any:
+        return self._upload(account, params, "photo")
+
+    def api_sendDocument(self, account: Account, params: dict[str, Any]) -> Any:
+        return self._upload(account, params, "document")
+
+    def _upload(self, account: Account, params: dict[str, Any], field: str) -> Any:
+        upload = params.get(field)
+        if params.get("chat_id") is None or not isinstance(upload, dict) or \
+                not upload.get("content"):
+            raise ApiError(400, f"Bad Request: there is no {field} in the request")
+        message = self._message(account, int(params["chat_id"]), "", None)
+        message.pop("text")
+        message[field] = {"file_id": f"file-{message['message_id']}",
+                          "file_name": upload["filename"], "file_size": len(upload["content"])}
+        return message
+
     def api_editMessageText(self, account: Account, params: dict[str, Any]) -> Any:
         if params.get("chat_id") is None or params.get("message_id") is None:
             raise ApiError(400, "Bad Request: message to edit not found")
@@ -347,6 +364,19 @@ def decode_params(content_type: str, body: bytes, query: str) -> dict[str, Any]:
         return {**_decoded(raw), **data}
     if kind in ("application/x-www-form-urlencoded", "") and body:
         raw.update(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+    elif kind == "multipart/form-data" and body:
+        # Uploads (sendPhoto, sendDocument): files arrive as bytes with their filename.
+        from email.parser import BytesParser
+        from email.policy import HTTP
+
+        head = f"Content-Type: {content_type}\r\n\r\n".encode()
+        for part in BytesParser(policy=HTTP).parsebytes(head + body).iter_parts():
+            name = part.get_param("name", header="content-disposition")
+            payload = part.get_payload(decode=True) or b""
+            if part.get_filename():
+                raw[str(name)] = {"filename": part.get_filename(), "content": payload}
+            else:
+                raw[str(name)] = payload.decode("utf-8")
     elif body:
         raise ApiError(400, f"Bad Request: unsupported content type {kind!r}")
     return _decoded(raw)
