@@ -80,6 +80,26 @@ class BroadcastError(Exception):
 class MessageFile:
     texts: dict[str, str]
     segment: str | None
+    #: language -> {"content_sid": "HX…", "variables": {"1": "…"}}: the pre-approved WhatsApp
+    #: template for contacts outside WhatsApp's 24-hour window (Twilio Content API).
+    templates: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+TEMPLATES_KEY = "_whatsapp_templates"  # kept beside the texts in broadcasts.texts
+WHATSAPP_WINDOW = timedelta(hours=24)
+
+
+def _template(path: Path, lang: str, raw: object) -> dict[str, Any]:
+    if not isinstance(raw, dict) or not isinstance(raw.get("content_sid"), str) or \
+            not raw["content_sid"].startswith("HX"):
+        raise BroadcastError(f"message file {path}: [{lang}] whatsapp_template needs "
+                             'content_sid = "HX…" (a Twilio Content SID)')
+    variables = raw.get("variables", {})
+    if not isinstance(variables, dict):
+        raise BroadcastError(f"message file {path}: [{lang}] whatsapp_template.variables "
+                             "must be a table")
+    return {"content_sid": raw["content_sid"],
+            "variables": {str(k): str(v) for k, v in variables.items()}}
 
 
 def load_message_file(path: Path, languages: tuple[str, ...], default: str) -> MessageFile:
@@ -90,9 +110,12 @@ def load_message_file(path: Path, languages: tuple[str, ...], default: str) -> M
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise BroadcastError(f"message file {path} is not valid TOML: {exc}") from exc
     texts: dict[str, str] = {}
+    templates: dict[str, dict[str, Any]] = {}
     for key, value in data.items():
         if key == "segment":
             continue
+        if isinstance(value, dict) and "whatsapp_template" in value:
+            templates[key] = _template(path, key, value["whatsapp_template"])
         if not isinstance(value, dict) or not isinstance(value.get("text"), str):
             raise BroadcastError(f"message file {path}: [{key}] needs a text = \"…\"")
         if key not in languages:
@@ -111,7 +134,7 @@ def load_message_file(path: Path, languages: tuple[str, ...], default: str) -> M
     segment = data.get("segment")
     if segment is not None and not isinstance(segment, str):
         raise BroadcastError(f"message file {path}: segment must be a string")
-    return MessageFile(texts, segment)
+    return MessageFile(texts, segment, templates)
 
 
 def final_text(bot: Bot, lang: str, text: str) -> str:
@@ -136,6 +159,7 @@ AUDIENCE = """
     FROM contacts c
     JOIN signatures s ON s.contact_id = c.id AND s.campaign = ?
     WHERE c.stopped = 0 AND c.unreachable IS NULL AND s.opted_in_updates = 1 AND {where}
+      AND c.address NOT LIKE 'sandbox:%'
 """
 
 
@@ -148,12 +172,15 @@ class Line:
     fallback: bool
     encoding: str = ""
     segments: int = 0
+    by_template: int = 0  # WhatsApp: outside the 24-hour window, sent as the template
+    no_template: int = 0  # WhatsApp: outside the window and no template: skipped
 
 
 @dataclass
 class Plan:
     segment: Segment
     texts: dict[str, str]  # language -> final text (Telegram form; SMS maps it to GSM-7)
+    templates: dict[str, dict[str, Any]] = field(default_factory=dict)
     lines: list[Line] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     price: float = PRICE_PER_SEGMENT
@@ -168,7 +195,8 @@ class Plan:
 
     @property
     def key(self) -> str:
-        raw = json.dumps([self.segment.text, sorted(self.texts.items())], ensure_ascii=False)
+        raw = json.dumps([self.segment.text, sorted(self.texts.items()),
+                          sorted(self.templates.items())], ensure_ascii=False)
         return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 
@@ -182,8 +210,16 @@ async def plan(bot: Bot, message: MessageFile, segment_expr: str | None,
     default = bot.campaign.default_language
     texts = {lang: final_text(bot, lang, message.texts.get(lang, message.texts[default]))
              for lang in bot.campaign.languages}
-    result = Plan(segment, texts, price=price)
+    templates = {lang: message.templates.get(lang) or message.templates[default]
+                 for lang in bot.campaign.languages
+                 if lang in message.templates or default in message.templates}
+    result = Plan(segment, texts, templates, price=price)
     where, params = segment.sql()
+    window_start = (datetime.now(UTC) - WHATSAPP_WINDOW).strftime("%Y-%m-%dT%H:%M:%SZ")
+    outside = {str(r["language"]): int(r["n"]) for r in await bot.store.fetchall(
+        f"SELECT coalesce(c.language, ?) AS language, count(*) AS n "
+        f"{AUDIENCE.format(where=where)} AND c.channel = 'whatsapp' AND c.updated_at < ? "
+        "GROUP BY 1", (default, bot.campaign.id, *params, window_start))}
     rows = await bot.store.fetchall(
         f"SELECT coalesce(c.language, ?) AS language, c.channel, count(*) AS n "
         f"{AUDIENCE.format(where=where)} GROUP BY 1, 2 ORDER BY 1, 2",
@@ -202,6 +238,16 @@ async def plan(bot: Bot, message: MessageFile, segment_expr: str | None,
                 result.warnings.append(
                     f"{size}the {lang} SMS takes {c.segments} segments ({c.encoding}) and goes to "
                     f"{n} phones: {n * c.segments} segments. Shorten it?")
+        if channel == "whatsapp":
+            late = outside.get(row["language"], 0)
+            if lang in templates:
+                line.by_template = late
+            else:
+                line.no_template = late
+                if late:
+                    result.warnings.append(
+                        f"{late} {lang} WhatsApp contacts wrote more than 24 hours ago and "
+                        "there is no whatsapp_template for them: they will be skipped")
         result.lines.append(line)
     settings = bot.settings
     offs = (("sms", settings.sms_off_reason), ("telegram", settings.telegram_off_reason))
@@ -221,6 +267,9 @@ def format_plan(p: Plan) -> str:
             f"{'-':>7} {'-':>8}"
         out.append(f"{line.language:<8} {line.channel:<9} {line.recipients:>10} "
                    f"{line.encoding or '-':<8} {seg}  {'default text' if line.fallback else ''}")
+        if line.by_template or line.no_template:
+            out.append(f"{'':<8} {'':<9} outside WhatsApp's 24-hour window: {line.by_template} "
+                       f"by template, {line.no_template} skipped (no template)")
     out.append(f"Total: {p.recipients} recipients; {p.sms_segments} SMS segments, about "
                f"${p.sms_segments * p.price:,.2f} at ${p.price}/segment")
     out.append("")
@@ -253,7 +302,8 @@ async def create(bot: Bot, p: Plan) -> tuple[int, bool]:
     async def job(conn: aiosqlite.Connection) -> int:
         cursor = await conn.execute(
             "INSERT INTO broadcasts (key, segment, texts, created_at) VALUES (?, ?, ?, ?)",
-            (p.key, p.segment.text, json.dumps(p.texts, ensure_ascii=False), utcnow()),
+            (p.key, p.segment.text,
+             json.dumps({**p.texts, TEMPLATES_KEY: p.templates}, ensure_ascii=False), utcnow()),
         )
         bid = int(cursor.lastrowid or 0)
         marks = ", ".join("?" * len(languages))
@@ -327,6 +377,14 @@ async def record_carrier_stop(conn: aiosqlite.Connection, contact_id: int) -> No
 
 # --- sending ----------------------------------------------------------------------------
 
+def in_window(last_inbound: str | None, now: datetime | None = None) -> bool:
+    """A WhatsApp contact wrote to us within 24 hours: free text is allowed."""
+    if not last_inbound:
+        return False
+    start = ((now or datetime.now(UTC)) - WHATSAPP_WINDOW).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return last_inbound >= start
+
+
 def in_hours(hours: tuple[int, int], zone: ZoneInfo, now: datetime) -> bool:
     start, end = hours
     if (start, end) in ((0, 24), (0, 0)) or start == end:
@@ -387,6 +445,7 @@ class Sender:
         self.on_progress = on_progress or (lambda p: None)
         self.concurrency = concurrency
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.templates: dict[str, dict[str, Any]] = {}
         self.progress = Progress()
 
     # The lease: one process sends a broadcast at a time.
@@ -431,6 +490,7 @@ class Sender:
             await self._skip_interrupted(bid)
             row = await self.bot.store.fetchone("SELECT texts FROM broadcasts WHERE id = ?", (bid,))
             texts = json.loads(row["texts"]) if row else {}
+            self.templates = texts.pop(TEMPLATES_KEY, {})
             await self._refresh(bid)
             lanes = [self._lane(bid, channel, texts) for channel in ("sms", "telegram", "whatsapp")]
             await asyncio.gather(*lanes)
@@ -534,7 +594,8 @@ class Sender:
                         row: Any, texts: dict[str, str]) -> None:
         contact_id = int(row["contact_id"])
         contact = await self.bot.store.fetchone(
-            "SELECT c.stopped, c.unreachable, s.opted_in_updates FROM contacts c LEFT JOIN "
+            "SELECT c.stopped, c.unreachable, c.updated_at, s.opted_in_updates FROM contacts c "
+            "LEFT JOIN "
             "signatures s ON s.contact_id = c.id AND s.campaign = ? WHERE c.id = ?",
             (self.bot.campaign.id, contact_id))
         if contact is None or contact["stopped"] or contact["unreachable"] or \
@@ -546,9 +607,22 @@ class Sender:
         text = texts.get(row["language"]) or texts[self.bot.campaign.default_language]
         if outlet.channel == "sms":
             text = sms_text(self.bot, row["language"], text)
+        template = None
+        if outlet.channel == "whatsapp" and not in_window(contact["updated_at"]):
+            template = self.templates.get(row["language"])
+            if template is None:
+                await self._set(bid, contact_id, "skipped", error="outside WhatsApp's 24-hour "
+                                "window and no whatsapp_template")
+                self.progress.skipped += 1
+                self.on_progress(self.progress)
+                return
         await self._set(bid, contact_id, "sending", attempt=True)
         try:
-            result = await outlet.send(row["address"], text)
+            if template is not None:
+                result = await outlet.send_template(  # type: ignore[attr-defined]
+                    row["address"], template["content_sid"], template["variables"])
+            else:
+                result = await outlet.send(row["address"], text)
         except Exception as exc:  # an outlet bug must not leave the row looking unsent
             log.exception("broadcast %d: send failed", bid)
             result = SendResult(Outcome.AMBIGUOUS, error=f"send failed: {exc}")
@@ -596,6 +670,8 @@ async def open_outlets(bot: Bot) -> AsyncIterator[dict[str, Outlet]]:
         outlets: dict[str, Outlet] = {}
         if bot.settings.sms_enabled:
             outlets["sms"] = sms.SmsOutlet(bot.settings, client)
+        if bot.settings.whatsapp_enabled:
+            outlets["whatsapp"] = sms.WhatsAppOutlet(bot.settings, client)
         if bot.settings.telegram_enabled:
             from bot.channels import telegram
 

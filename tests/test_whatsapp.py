@@ -139,3 +139,83 @@ def test_sms_to_another_number_is_refused_too(twilio: Twilio, bot: BotProcess) -
     phone = new_number()
     answer = twilio.post(twilio.form(phone, "hi", To="+15550002222"))
     assert answer.status == 200 and answer.messages == []
+
+
+# --- broadcasts within WhatsApp's rules ---------------------------------------------------
+
+WA_MESSAGE = """
+[en]
+text = "Update: the petition reached Parliament."
+[en.whatsapp_template]
+content_sid = "HX0123456789abcdef0123456789abcdef"
+variables = { "1" = "Parliament" }
+[es]
+text = "Novedad: la petición llegó al Parlamento."
+"""
+
+
+def test_whatsapp_broadcast_free_text_in_window_template_or_skip_outside(tmp_path) -> None:
+    import json
+    import sqlite3
+    from datetime import UTC, datetime, timedelta
+
+    from tests.harness import ACCOUNT_SID, AUTH_TOKEN
+    from tests.standins.twilio_api import TwilioAPI
+    from tests.test_broadcast import broadcast, seed
+
+    recent = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    old = (datetime.now(UTC) - timedelta(days=3)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    people = {  # address: (language, last message)
+        "whatsapp:+14165552001": ("en", recent),
+        "whatsapp:+14165552002": ("en", old),  # outside the window: English template
+        "whatsapp:+14165552003": ("es", recent),
+        "whatsapp:+14165552004": ("tl", old),  # outside, tl falls back to the en template
+        "+14165552005": ("es", old),  # SMS has no window
+    }
+    db = tmp_path / "bot.sqlite3"
+    seed(db, [{"address": a, "language": lang, "channel": "whatsapp" if a[0] == "w" else "sms"}
+              for a, (lang, _) in people.items()])
+    with sqlite3.connect(db) as conn:
+        for address, (_, at) in people.items():
+            conn.execute("UPDATE contacts SET updated_at = ? WHERE address = ?", (at, address))
+    with TwilioAPI(ACCOUNT_SID, AUTH_TOKEN) as api:
+        extra = {"TWILIO_WHATSAPP_NUMBER": WA_NUMBER}
+        dry = broadcast(tmp_path, api, "--dry-run", message=WA_MESSAGE, **extra)
+        assert dry.returncode == 0, dry.stderr
+        assert "outside WhatsApp's 24-hour window: 1 by template" in dry.stdout
+        assert api.requests == 0
+        sent = broadcast(tmp_path, api, "--yes", message=WA_MESSAGE, **extra)
+        assert sent.returncode == 0, sent.stderr
+        by_to = {s.to: s for s in api.sent}
+    assert set(by_to) == set(people)
+    free = by_to["whatsapp:+14165552001"]
+    assert "Parliament" in free.body and free.sender == WA_NUMBER and free.content_sid is None
+    assert "á" in by_to["whatsapp:+14165552003"].body  # WhatsApp keeps accents
+    for late in ("whatsapp:+14165552002", "whatsapp:+14165552004"):
+        assert by_to[late].content_sid == "HX0123456789abcdef0123456789abcdef"
+        assert json.loads(by_to[late].content_variables or "{}") == {"1": "Parliament"}
+        assert by_to[late].body == ""
+    assert by_to["+14165552005"].sender == BOT_NUMBER
+
+
+def test_whatsapp_outside_window_without_template_is_skipped_and_counted(tmp_path) -> None:
+    import sqlite3
+
+    from tests.harness import ACCOUNT_SID, AUTH_TOKEN
+    from tests.standins.twilio_api import TwilioAPI
+    from tests.test_broadcast import broadcast, seed
+
+    db = tmp_path / "bot.sqlite3"
+    seed(db, [{"address": "whatsapp:+14165553001", "language": "es", "channel": "whatsapp"}])
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE contacts SET updated_at = '2020-01-01T00:00:00Z'")
+    message = '[en]\ntext = "Hello"\n[es]\ntext = "Hola"\n'
+    with TwilioAPI(ACCOUNT_SID, AUTH_TOKEN) as api:
+        extra = {"TWILIO_WHATSAPP_NUMBER": WA_NUMBER}
+        dry = broadcast(tmp_path, api, "--dry-run", message=message, **extra)
+        assert "1 skipped (no template)" in dry.stdout and "will be skipped" in dry.stdout
+        result = broadcast(tmp_path, api, "--yes", message=message, **extra)
+        assert result.returncode == 0 and api.requests == 0
+    with sqlite3.connect(db) as conn:
+        state, error = conn.execute("SELECT state, error FROM broadcast_recipients").fetchone()
+    assert state == "skipped" and "24-hour" in error

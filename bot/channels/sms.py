@@ -10,6 +10,7 @@ message go back in the TwiML response, so they never wait behind a bulk send.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable
 from urllib.parse import parse_qsl
@@ -178,13 +179,16 @@ class SmsOutlet:
                     f"{settings.twilio_account_sid}/Messages.json")
         self.auth = (settings.twilio_account_sid, settings.twilio_auth_token)
 
-    async def send(self, address: str, text: str) -> SendResult:
-        form = {"To": address, "Body": text,
-                "StatusCallback": f"{self.settings.public_url}/twilio/status"}
+    def sender(self) -> dict[str, str]:
         if self.settings.twilio_messaging_service_sid:
-            form["MessagingServiceSid"] = self.settings.twilio_messaging_service_sid
-        else:
-            form["From"] = self.settings.twilio_phone_number or ""
+            return {"MessagingServiceSid": self.settings.twilio_messaging_service_sid}
+        return {"From": self.settings.twilio_phone_number or ""}
+
+    async def send(self, address: str, text: str) -> SendResult:
+        return await self.create({"To": address, "Body": text, **self.sender()})
+
+    async def create(self, form: dict[str, str]) -> SendResult:
+        form = {**form, "StatusCallback": f"{self.settings.public_url}/twilio/status"}
         try:
             response = await self.client.post(self.url, data=form, auth=self.auth)
         except httpx.ConnectError as exc:
@@ -209,6 +213,25 @@ class SmsOutlet:
             error=error + (f": {message}" if message else ""),
             retry_after=float(retry_after) if retry_after.replace(".", "", 1).isdigit() else None,
         )
+
+
+class WhatsAppOutlet(SmsOutlet):
+    """WhatsApp through the same Messages API, from TWILIO_WHATSAPP_NUMBER: free text inside
+    the 24-hour window, a pre-approved template (Content API) outside it."""
+
+    channel = WHATSAPP
+
+    def __init__(self, settings: Settings, client: httpx.AsyncClient) -> None:
+        assert settings.twilio_whatsapp_number
+        super().__init__(settings, client)
+
+    def sender(self) -> dict[str, str]:
+        return {"From": self.settings.twilio_whatsapp_number or ""}
+
+    async def send_template(self, address: str, content_sid: str,
+                            variables: dict[str, str]) -> SendResult:
+        return await self.create({"To": address, "ContentSid": content_sid,
+                                  "ContentVariables": json.dumps(variables), **self.sender()})
 
 
 def status_update(form: dict[str, str]) -> tuple[str, str, int | None] | None:

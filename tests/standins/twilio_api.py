@@ -28,6 +28,8 @@ class Sent:
     service: str | None
     callback: str | None
     sid: str
+    content_sid: str | None = None
+    content_variables: str | None = None
 
 
 @dataclass
@@ -94,7 +96,8 @@ class TwilioAPI:
                     sid = f"SM{next(counter):032x}"
                     api.sent.append(Sent(time.time(), form.get("To", ""), form.get("Body", ""),
                                          form.get("From"), form.get("MessagingServiceSid"),
-                                         form.get("StatusCallback"), sid))
+                                         form.get("StatusCallback"), sid,
+                                         form.get("ContentSid"), form.get("ContentVariables")))
                 self._reply(201, {"sid": sid, "status": "queued", "to": form.get("To"),
                                   "body": form.get("Body"), "num_segments": "1",
                                   "account_sid": api.account_sid})
