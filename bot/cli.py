@@ -49,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     locales.add_argument("action", choices=["check"])
     backup = sub.add_parser("backup", help="a consistent copy of the database, safe while serving")
     backup.add_argument("path", type=Path)
+    sub.add_parser("console-link", help="a one-time sign-in link to the organizer console")
     return parser
 
 
@@ -108,6 +109,11 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
             data = await stats(bot.store, bot.campaign.id, bot.campaign.goal)
             print(json.dumps(data, indent=2) if args.json else format_stats(data))
             return 0
+        if command == "console-link":
+            from bot.console import issue_link
+
+            print(await issue_link(bot))
+            return 0
         if command == "backup":
             target = args.path if args.path.is_absolute() else Path.cwd() / args.path
             if target.resolve() == settings.db_path.resolve():
@@ -128,8 +134,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
-    logs.setup(settings.log_format, logging.WARNING if args.command in ("chat", "export", "stats")
-               else logging.INFO)
+    quiet = ("chat", "export", "stats", "console-link")
+    logs.setup(settings.log_format, logging.WARNING if args.command in quiet else logging.INFO)
     try:
         return asyncio.run(_run(args, settings))
     except ConfigError as exc:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from telegram import Bot as BotAPI
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputFile
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputFile, LinkPreviewOptions
 from telegram.error import TelegramError
 
 from bot import broadcast
@@ -138,7 +138,9 @@ class Desk:
             await self.say(chat_id, "The console is not available in this version.")
             return
         link = await issue_link(self.bot)
-        await self.say(chat_id, f"Your sign-in link (one use, 15 minutes):\n{link}")
+        await self.api.send_message(  # no link preview: fetching it must not use the link up
+            chat_id, f"Your sign-in link (one use, 15 minutes):\n{link}",
+            link_preview_options=LinkPreviewOptions(is_disabled=True))
 
     async def draft_text(self, address: str, chat_id: int, text: str) -> None:
         draft = self.drafts[address]

@@ -13,12 +13,15 @@ EXPORT_COLUMNS = (
     "signature_id", "campaign", "full_name", "region", "channel", "language",
     "opted_in_updates", "signed_at", "contact",
 )
+#: The console simulator's sandbox contacts (`sandbox:…`) are never counted or exported.
+REAL_SIGNATURES = "contact NOT LIKE 'sandbox:%'"
+REAL_CONTACTS = "address NOT LIKE 'sandbox:%'"
 
 
 async def signature_rows(store: Store, campaign: str) -> AsyncIterator[dict[str, Any]]:
     rows = await store.fetchall(
         f"SELECT {', '.join(EXPORT_COLUMNS)} FROM signatures WHERE campaign = ? "
-        "ORDER BY signed_at, signature_id",
+        f"AND {REAL_SIGNATURES} ORDER BY signed_at, signature_id",
         (campaign,),
     )
     for row in rows:
@@ -51,13 +54,15 @@ async def stats(store: Store, campaign: str, goal: int) -> dict[str, Any]:
 
     total = await store.signature_count(campaign)
     contacts = await store.fetchone(
-        "SELECT count(*) AS n, coalesce(sum(stopped), 0) AS stopped FROM contacts"
+        "SELECT count(*) AS n, coalesce(sum(stopped), 0) AS stopped FROM contacts "
+        f"WHERE {REAL_CONTACTS}"
     )
     opted = await store.fetchone(
-        "SELECT coalesce(sum(opted_in_updates), 0) AS n FROM signatures WHERE campaign = ?",
+        "SELECT coalesce(sum(opted_in_updates), 0) AS n FROM signatures WHERE campaign = ? "
+        f"AND {REAL_SIGNATURES}",
         (campaign,),
     )
-    base = "FROM signatures WHERE campaign = ? GROUP BY 1 ORDER BY 1"
+    base = f"FROM signatures WHERE campaign = ? AND {REAL_SIGNATURES} GROUP BY 1 ORDER BY 1"
     return {
         "campaign": campaign,
         "signatures": total,
@@ -70,13 +75,16 @@ async def stats(store: Store, campaign: str, goal: int) -> dict[str, Any]:
         "signatures_by_channel": await grouped(f"SELECT channel, count(*) {base}"),
         "signatures_by_region": await grouped(f"SELECT region, count(*) {base}"),
         "contacts_by_day": await grouped(
-            "SELECT substr(created_at, 1, 10), count(*) FROM contacts GROUP BY 1 ORDER BY 1", ()
+            f"SELECT substr(created_at, 1, 10), count(*) FROM contacts WHERE {REAL_CONTACTS} "
+            "GROUP BY 1 ORDER BY 1", ()
         ),
         "contacts_by_channel": await grouped(
-            "SELECT channel, count(*) FROM contacts GROUP BY 1 ORDER BY 1", ()
+            f"SELECT channel, count(*) FROM contacts WHERE {REAL_CONTACTS} GROUP BY 1 ORDER BY 1",
+            ()
         ),
         "contacts_by_language": await grouped(
-            "SELECT language, count(*) FROM contacts GROUP BY 1 ORDER BY 1", ()
+            f"SELECT language, count(*) FROM contacts WHERE {REAL_CONTACTS} GROUP BY 1 ORDER BY 1",
+            ()
         ),
         "outbox": await store.outbox_counts(),
         "broadcasts": await broadcast_history(store),

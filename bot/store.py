@@ -155,8 +155,46 @@ MIGRATIONS: list[str] = [
         WHERE platform_id IS NOT NULL;
     CREATE INDEX broadcast_contact ON broadcast_recipients (contact_id);
     """,
+    # 5: the organizer console: its signing secret, one-time sign-in links (only their
+    # hash), sessions (only the hash of their id), and the simulator's sandbox transcripts.
+    """
+    CREATE TABLE console_secret (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        secret TEXT NOT NULL,                  -- signs session cookies and CSRF tokens
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE console_links (
+        token_hash TEXT PRIMARY KEY,           -- sha256 of the token in the link
+        issued_to TEXT,                        -- cli, or the organizer's address
+        created_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        used_at TEXT
+    ) WITHOUT ROWID;
+    CREATE TABLE console_sessions (
+        id_hash TEXT PRIMARY KEY,              -- sha256 of the session id in the cookie
+        created_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        ended_at TEXT,                         -- signed out
+        lang TEXT,                             -- the organizer's language for numbers and dates
+        sim_channel TEXT NOT NULL DEFAULT 'sms',
+        sim_lang TEXT,                         -- the simulated phone's language, if any
+        sim_n INTEGER NOT NULL DEFAULT 1       -- the sandbox contact: sandbox:<session>:<n>
+    ) WITHOUT ROWID;
+    CREATE TABLE console_sandbox (             -- what was said in the simulator
+        id INTEGER PRIMARY KEY,
+        session TEXT NOT NULL,
+        address TEXT NOT NULL,
+        sender TEXT NOT NULL,                  -- me, bot, note
+        body TEXT NOT NULL,                    -- JSON
+        at TEXT NOT NULL
+    );
+    CREATE INDEX console_sandbox_session ON console_sandbox (session, id);
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
+#: Address prefix of the console simulator's contacts (`sandbox:<session>:<n>`): they talk to
+#: the real engine but are never counted, exported, broadcast to or synced.
+SANDBOX = "sandbox:"
 
 
 def utcnow() -> str:
@@ -344,8 +382,8 @@ class Store:
         return None if row is None else str(row["replies"])
 
     async def signature_count(self, campaign: str) -> int:
-        row = await self.fetchone("SELECT count(*) AS n FROM signatures WHERE campaign = ?",
-                                  (campaign,))
+        row = await self.fetchone("SELECT count(*) AS n FROM signatures WHERE campaign = ? "
+                                  "AND contact NOT LIKE 'sandbox:%'", (campaign,))
         return int(row["n"]) if row else 0
 
     async def outbox_counts(self) -> dict[str, int]:
@@ -428,6 +466,8 @@ async def save_turn(conn: aiosqlite.Connection, rec: TurnRecord) -> None:
         return None if row is None else str(row[0])
 
     async def outbox(kind: str, sid: str) -> None:
+        if rec.address.startswith(SANDBOX):
+            return  # the console's simulator: never synced
         await conn.execute(
             "INSERT INTO outbox (kind, signature_id, created_at) VALUES (?, ?, ?)", (kind, sid, now)
         )

@@ -10,7 +10,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bot import broadcast
+from bot import broadcast, console
 from bot.app import Bot
 from bot.channels import sms
 from bot.store import StoreError
@@ -157,5 +157,6 @@ def create_app(bot: Bot, health: dict[str, Any] | None = None) -> Starlette:
         Route("/twilio/status", twilio_status, methods=["POST"]),
         Route("/telegram/webhook", telegram_webhook, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
+        *console.routes(bot, status),
     ]
     return Starlette(routes=routes, exception_handlers={404: not_found})

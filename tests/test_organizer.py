@@ -118,3 +118,17 @@ def test_members_get_member_answers_and_no_hint(apis: tuple[TelegramAPI, TwilioA
     assert "signatures" not in text and "broadcast" not in text and "console" not in text
     assert telegram.calls(TOKEN, "sendDocument", member.id) == []
     assert telegram.calls(TOKEN, "sendPhoto", member.id) == []
+
+
+def test_console_link_from_telegram_signs_in_once(organizer: Member, bot: BotProcess) -> None:
+    import httpx
+
+    reply = organizer.send("/console")
+    assert "/console/login?token=" in reply[0].text
+    assert reply[0].params["link_preview_options"]["is_disabled"] is True
+    link = reply[0].text.split()[-1]
+    with httpx.Client(base_url=bot.url) as http:
+        opened = http.get(link.removeprefix(bot.public_url), follow_redirects=False)
+        assert opened.status_code == 303 and "console_session=" in opened.headers["set-cookie"]
+        again = http.get(link.removeprefix(bot.public_url), follow_redirects=False)
+        assert again.status_code == 403
