@@ -325,6 +325,19 @@ FLOWS = [
                  id="polling-french"),
     pytest.param("polling", "fil", "tl", "Jose Santos", "BC", "BC", "oo", "20,000",
                  id="polling-tagalog-from-fil"),
+    # The other six languages, each typed in its own script (or as people type it).
+    pytest.param("webhook", "pa", "pa", "Gurpreet Singh", "ਓਨਟਾਰੀਓ", "ON", "ਹਾਂ", "20,000",
+                 id="webhook-punjabi"),
+    pytest.param("polling", "hi-IN", "hi", "Priya Sharma", "ON", "ON", "haan", "20,000",
+                 id="polling-hindi-romanized-yes"),
+    pytest.param("webhook", "zh-hans", "zh", "李华", "安大略", "ON", "是", "20,000",
+                 id="webhook-chinese"),
+    pytest.param("polling", "vi", "vi", "Nguyễn Văn An", "Ontario", "ON", "có", "20.000",
+                 id="polling-vietnamese"),
+    pytest.param("webhook", "ar", "ar", "أحمد علي", "أونتاريو", "ON", "نعم", "20,000",
+                 id="webhook-arabic"),
+    pytest.param("polling", "uk", "uk", "Олена Коваль", "Онтаріо", "ON", "так", "20\xa0000",
+                 id="polling-ukrainian"),
 ]
 
 
