@@ -13,30 +13,13 @@ from starlette.routing import Route
 from bot import broadcast, console
 from bot.app import Bot
 from bot.channels import sms
+from bot.http import BodyTooLarge, read_body, read_form
 from bot.store import StoreError
 
 log = logging.getLogger(__name__)
 
 MAX_BODY = 64 * 1024  # Twilio and Telegram send a few KB; anything far larger is not theirs
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response />'
-
-
-class BodyTooLarge(Exception):
-    pass
-
-
-async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
-    """The request body, refused early (413) past `limit` whatever Content-Length claims."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def xml(body: str, status: int = 200) -> Response:
@@ -53,20 +36,26 @@ def create_app(bot: Bot, health: dict[str, Any] | None = None) -> Starlette:
     settings = bot.settings
     status = health if health is not None else {}
 
-    async def twilio_sms(request: Request) -> Response:
+    async def signed_twilio_form(request: Request, what: str) -> dict[str, str] | Response:
+        """The form Twilio posted, or the refusal: 404 (off), 413, 400, 403 (signature)."""
         if not settings.twilio_enabled:
             return Response("SMS is not configured", status_code=404)
         try:
-            body = await read_body(request)
+            form = await read_form(request, MAX_BODY)
         except BodyTooLarge:
             return Response("request body too large", status_code=413)
         except ClientDisconnect:
             return Response(status_code=400)
-        form = sms.parse_form(body)
         signature = request.headers.get("x-twilio-signature")
         if not sms.signature_ok(settings, public_url(bot, request), form, signature):
-            log.warning("sms: refused a webhook with a missing or wrong signature")
+            log.warning("sms: refused a %s with a missing or wrong signature", what)
             return Response("invalid signature", status_code=403)
+        return form
+
+    async def twilio_sms(request: Request) -> Response:
+        form = await signed_twilio_form(request, "webhook")
+        if isinstance(form, Response):
+            return form
         msg = sms.to_inbound(form, settings)
         if msg is None:
             return xml(EMPTY_TWIML)
@@ -81,19 +70,9 @@ def create_app(bot: Bot, health: dict[str, Any] | None = None) -> Starlette:
         return xml(sms.twiml(outcome.replies, bot.campaign, msg.channel))
 
     async def twilio_status(request: Request) -> Response:
-        if not settings.twilio_enabled:
-            return Response("SMS is not configured", status_code=404)
-        try:
-            body = await read_body(request)
-        except BodyTooLarge:
-            return Response("request body too large", status_code=413)
-        except ClientDisconnect:
-            return Response(status_code=400)
-        form = sms.parse_form(body)
-        signature = request.headers.get("x-twilio-signature")
-        if not sms.signature_ok(settings, public_url(bot, request), form, signature):
-            log.warning("sms: refused a status callback with a missing or wrong signature")
-            return Response("invalid signature", status_code=403)
+        form = await signed_twilio_form(request, "status callback")
+        if isinstance(form, Response):
+            return form
         update = sms.status_update(form)
         if update is not None and form.get("AccountSid") == settings.twilio_account_sid:
             try:

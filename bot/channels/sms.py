@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable
-from urllib.parse import parse_qsl
 
 import httpx
 import phonenumbers
@@ -58,12 +57,6 @@ def carrier_words(settings: Settings) -> frozenset[str]:
     if settings.twilio_keywords != "twilio":
         return frozenset()
     return frozenset(fold(word) for word in TWILIO_WORDS)
-
-
-def parse_form(body: bytes) -> dict[str, str]:
-    """Form fields; bytes that are not UTF-8 become U+FFFD (the signature then fails)."""
-    text = body.decode("latin-1")
-    return dict(parse_qsl(text, keep_blank_values=True, encoding="utf-8", errors="replace"))
 
 
 def signature_ok(settings: Settings, url: str, form: dict[str, str], signature: str | None) -> bool:

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -39,6 +38,7 @@ from bot.console.pages import (
     share_bar,
     table,
 )
+from bot.http import BodyTooLarge, read_form
 from bot.i18n import PLACEHOLDER
 from bot.reports import EXPORT_COLUMNS, broadcast_history, export_signatures, stats
 from bot.sms_text import GSM7_SINGLE, UCS2_SINGLE, cost
@@ -67,25 +67,6 @@ def harden(response: Response, csp: str = CSP) -> Response:
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["X-Frame-Options"] = "DENY"
     return response
-
-
-class FormTooLarge(Exception):
-    pass
-
-
-async def read_form(request: Request, limit: int = MAX_FORM) -> dict[str, str]:
-    """A url-encoded form body, refused past `limit` bytes."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise FormTooLarge
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise FormTooLarge
-        chunks.append(chunk)
-    text = b"".join(chunks).decode("utf-8", errors="replace")
-    return dict(parse_qsl(text, keep_blank_values=True))
 
 
 @dataclass
@@ -134,8 +115,8 @@ def build_routes(bot: Bot, health: dict[str, Any]) -> list[Route]:
             form: dict[str, str] = {}
             if request.method == "POST":
                 try:
-                    form = await read_form(request)
-                except FormTooLarge:
+                    form = await read_form(request, MAX_FORM)
+                except BodyTooLarge:
                     return harden(Response("form too large", status_code=413))
                 except ClientDisconnect:
                     return Response(status_code=400)
@@ -233,7 +214,7 @@ async def login_page(bot: Bot, request: Request) -> Response:
 async def login_submit(bot: Bot, request: Request) -> Response:
     try:
         form = await read_form(request, limit=4096)
-    except FormTooLarge:
+    except BodyTooLarge:
         return harden(Response("form too large", status_code=413))
     except ClientDisconnect:
         return Response(status_code=400)
