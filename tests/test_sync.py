@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.store import Store
+from bot.store import Store, StoreError
 from bot.sync import outbox
 from bot.sync.base import Backend, Outcome
 from bot.sync.sql import PostgresBackend, SqliteBackend
@@ -573,3 +573,100 @@ def test_sync_once_exits_1_when_a_signature_is_parked(tmp_path: Path) -> None:
     assert "refused by the store and parked" in result.stderr
     again = run_sync(tmp_path, "sqlite:///central.sqlite3", "--once")
     assert again.returncode == 0 and SUMMARY.format(0, 0, 0, 0, 0) in again.stdout
+
+
+# --- the bulk lane: a batch of plain upserts in columns, COPY straight in ---------------------
+
+AWKWARD_NAMES = ["Tab\tIn Name", "Line\nBreak", "Back\\slash", "\\N", "Carriage\rReturn",
+                 "Zoë Ñúñez 王", "  spaced  "]
+
+
+async def awkward_values_arrive_intact(store: Store, target: Target) -> None:
+    """COPY text needs escapes for a tab, a line break or a backslash: none may be lost."""
+    sids: dict[str, str] = {}
+    for i, name in enumerate(AWKWARD_NAMES):
+        sids[await sign(store, phone(i), name, region="ON" if i % 2 else None)] = name
+    empty = await sign(store, phone(99), "Empty Region", region="")
+    assert await sync_pass(store, target) == counts(pushed=len(AWKWARD_NAMES) + 1)
+    rows = await target.central.rows()
+    assert {sid: rows[sid]["full_name"] for sid in sids} == sids
+    assert [rows[sid]["region"] for sid in sids] == [("ON" if i % 2 else None)
+                                                      for i in range(len(AWKWARD_NAMES))]
+    assert rows[empty]["region"] is None
+
+
+async def rows_on_both_sides_of_a_batch_edge(store: Store, target: Target) -> None:
+    """Batches of 2 rows: a signature's later row is read again before its first batch is
+    marked; it is pushed once all the same, and every row is marked."""
+    await sign(store, phone(1))  # rows 1, 2
+    await sign(store, phone(2))  # rows 3, 4
+    await opt_out(store, phone(1))  # row 5, the same signature as rows 1 and 2
+    await sign(store, phone(3))  # rows 6, 7
+    syncer = Syncer(store, target.backend(), batch_size=2)
+    try:
+        report = await syncer.run_pass()
+    finally:
+        await syncer.close()
+    assert report.error is None
+    assert report.counts == counts(pushed=3)
+    assert await store.outbox_counts() == {"pending": 0, "parked": 0, "done": 7}
+    assert [bool(r["opted_in_updates"]) for r in sorted(
+        (await target.central.rows()).values(), key=lambda r: r["contact"])] == [False, True, True]
+
+
+async def some_there_some_new(store: Store, target: Target) -> None:
+    """A batch mixing new signatures with ones the store holds (a lost mark, an opt-out):
+    the straight COPY is refused, the staging upsert sorts them out."""
+    lost = await sign(store, phone(1))
+    await sign(store, phone(2), opted_in=True)
+    assert await sync_pass(store, target) == counts(pushed=2)
+    await store.write(lambda c: c.execute(
+        "UPDATE outbox SET status = 'pending' WHERE signature_id = ?", (lost,)))
+    await opt_out(store, phone(2))
+    new = [await sign(store, phone(i)) for i in (3, 4)]
+    assert await sync_pass(store, target) == counts(pushed=3, present=1)
+    rows = await target.central.rows()
+    assert len(rows) == 4 and set(new) <= set(rows)
+    assert not rows[next(s for s, r in rows.items() if r["contact"] == phone(2))][
+        "opted_in_updates"]
+    assert (await store.outbox_counts())["pending"] == 0
+
+
+BULK_SCENARIOS = [
+    pytest.param(awkward_values_arrive_intact, id="tabs-breaks-backslashes-intact"),
+    pytest.param(rows_on_both_sides_of_a_batch_edge, id="batch-edge-pushes-once"),
+    pytest.param(some_there_some_new, id="mixed-new-and-present"),
+]
+
+
+@pytest.mark.parametrize("scenario", BULK_SCENARIOS)
+async def test_sql_store_bulk_lane(scenario: Callable[[Store, Target], Awaitable[None]],
+                                   store: Store, target: Target) -> None:
+    await scenario(store, target)
+
+
+async def test_a_failed_read_ends_the_pass_and_frees_the_lease(
+        store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The batches are read ahead, in a thread: a read that fails stops the pass with the
+    store's error (no hang), what was pushed is marked, and the lease is let go."""
+    fill_bot_db(store.path, 30)
+    real = outbox.OutboxReader._query
+    reads = []
+
+    def failing(self: outbox.OutboxReader, *args: Any) -> Any:
+        reads.append(args)
+        if len(reads) > 1:
+            raise sqlite3.OperationalError("disk I/O error")
+        return real(self, *args)
+
+    monkeypatch.setattr(outbox.OutboxReader, "_query", failing)
+    syncer = Syncer(store, SqliteBackend(tmp_path / "central.sqlite3"), batch_size=10)
+    try:
+        with pytest.raises(StoreError, match="disk I/O error"):
+            await syncer.run_pass()
+    finally:
+        await syncer.close()
+    counts_now = await store.outbox_counts()
+    assert counts_now["done"] == len(central_ids(tmp_path / "central.sqlite3")) > 0
+    assert counts_now["pending"] == 30 - counts_now["done"]
+    assert await store.fetchall("SELECT * FROM sync_lease") == []

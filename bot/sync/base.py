@@ -13,7 +13,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal, NamedTuple
 from urllib.parse import urlsplit, urlunsplit
 
 
@@ -33,9 +33,8 @@ DONE = frozenset({Outcome.PUSHED, Outcome.PRESENT, Outcome.ERASED, Outcome.CANNO
                   Outcome.SKIPPED})
 
 
-@dataclass(frozen=True, slots=True)
-class SignatureRecord:
-    """One signature as the interface's `signatures` table holds it."""
+class SignatureRecord(NamedTuple):
+    """One signature as the interface's `signatures` table holds it: a row, in COLUMNS order."""
 
     signature_id: str
     campaign: str
@@ -76,6 +75,19 @@ class Job:
     @property
     def pending(self) -> bool:
         return any(r.status == "pending" for r in self.rows)
+
+
+@dataclass(frozen=True, slots=True)
+class Bulk:
+    """A batch's fast lane: plain upserts (every signature here, one entry each), kept in
+    columns, in COLUMNS order, rather than as a Job and a record per signature."""
+
+    columns: tuple[list[Any], ...]
+    rows: list[int]  # the outbox rows it settles
+    marks: str  # the same, as MARK_UPSERTS takes them: JSON {id: signature_id}
+
+    def __len__(self) -> int:
+        return len(self.columns[0])
 
 
 @dataclass(frozen=True)
@@ -124,6 +136,14 @@ class Backend(ABC):
         Returns only once the store has confirmed what it reports as done; raises
         StoreUnavailable (with the results settled so far) when the store cannot go on.
         """
+
+    async def push_bulk(self, bulk: Bulk) -> tuple[int, int] | None:
+        """Store a batch of plain upserts in one go, if this store has a way to: returns how
+        many were new or changed and how many were there already, once the store confirmed
+        them all. None (the default) hands the batch to `push`, job by job: also the answer
+        when the store refuses some row. Raises StoreUnavailable as `push` does.
+        """
+        return None
 
 
 def mask_url(url: str) -> str:

@@ -1,13 +1,15 @@
 """The SQL central stores: an embedded SQLite file or a PostgreSQL database.
 
 Both hold the interface's `signatures` table, created (or given missing columns) by the
-bot. A batch goes in one transaction: the rows into a staging table (COPY on PostgreSQL),
-then one `INSERT … ON CONFLICT (signature_id) DO UPDATE … WHERE something differs`, so a
-re-sent signature changes nothing and counts as already present, an opt-out updates the
-row, and an erase deletes it. Signature ids are UUIDs, so several bots can feed one store
-without conflicts. A batch the store rejects for its data (a value too long for a column a
-DBA narrowed, say) is split in halves until the refused rows stand alone; only they
-are parked.
+bot. A batch goes in one transaction: the rows into a staging table, then one
+`INSERT … ON CONFLICT (signature_id) DO UPDATE … WHERE something differs`, so a re-sent
+signature changes nothing and counts as already present, an opt-out updates the row, and
+an erase deletes it. PostgreSQL first tries the short way, a COPY of the rows straight into
+the table (a bulk of new signatures, the common case, has nothing to compare); one that is
+there already rolls that back, and the batch takes the staging way. Signature ids are
+UUIDs, so several bots can feed one store without conflicts. A batch the store rejects for
+its data (a value too long for a column a DBA narrowed, say) is split in halves until the
+refused rows stand alone; only they are parked.
 """
 
 from __future__ import annotations
@@ -15,24 +17,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from datetime import UTC, datetime
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 
 from bot.sync.base import (
     COLUMNS,
     Backend,
+    Bulk,
     Job,
     Outcome,
     Result,
-    SignatureRecord,
     StoreUnavailable,
     SyncConfigError,
     mask_url,
 )
 
 DATA_COLUMNS = COLUMNS[1:]  # everything but the key
+Row = tuple[Any, ...]  # a signature in COLUMNS order (a SignatureRecord is one)
 
 
 class RowRejected(Exception):
@@ -40,7 +44,7 @@ class RowRejected(Exception):
 
 
 class SqlBackend(Backend):
-    batch_size = 5000
+    batch_size = 10_000
 
     async def push(self, jobs: list[Job]) -> list[Result]:
         results: list[Result] = []
@@ -73,8 +77,20 @@ class SqlBackend(Backend):
                     for j in upserts]
         results += [Result(j, Outcome.ERASED) for j in erases]
 
-    async def _write(self, records: list[SignatureRecord], erase: list[str]) -> set[str]:
-        """Upsert and delete in one transaction; returns the ids inserted or changed."""
+    async def push_bulk(self, bulk: Bulk) -> tuple[int, int] | None:
+        try:
+            changed = await self._write_bulk(bulk)
+        except RowRejected:  # the jobs one by one find the refused rows, and park them
+            return None
+        return len(changed), len(bulk) - len(changed)
+
+    async def _write(self, records: Sequence[Row], erase: list[str]) -> set[str]:
+        """Upsert `records` (SignatureRecords, or tuples in the same order) and delete
+        `erase`, in one transaction; returns the ids inserted or changed."""
+        raise NotImplementedError
+
+    async def _write_bulk(self, bulk: Bulk) -> set[str]:
+        """`_write` for a batch's fast lane."""
         raise NotImplementedError
 
 
@@ -157,11 +173,14 @@ class SqliteBackend(SqlBackend):
             conn, self._conn = self._conn, None
             await asyncio.to_thread(conn.close)
 
-    async def _write(self, records: list[SignatureRecord], erase: list[str]) -> set[str]:
+    async def _write(self, records: Sequence[Row], erase: list[str]) -> set[str]:
         async with self._lock:
             return await asyncio.to_thread(self._write_sync, records, erase)
 
-    def _write_sync(self, records: list[SignatureRecord], erase: list[str]) -> set[str]:
+    async def _write_bulk(self, bulk: Bulk) -> set[str]:
+        return await self._write(list(zip(*bulk.columns, strict=True)), [])
+
+    def _write_sync(self, records: Sequence[Row], erase: list[str]) -> set[str]:
         conn = self._conn
         if conn is None:
             raise StoreUnavailable(f"the central store {self.path} is not open")
@@ -170,10 +189,9 @@ class SqliteBackend(SqlBackend):
             conn.execute("BEGIN IMMEDIATE")
             try:
                 conn.execute("DELETE FROM sync_stage")
-                conn.executemany(
+                conn.executemany(  # a record is a row in COLUMNS order (a bool is an int)
                     f"INSERT INTO sync_stage ({cols}) VALUES ({', '.join('?' * len(COLUMNS))})",
-                    [(r.signature_id, r.campaign, r.full_name, r.region, r.channel, r.language,
-                      int(r.opted_in_updates), r.signed_at, r.contact) for r in records])
+                    records)
                 changed = {row[0] for row in conn.execute(
                     "SELECT s.signature_id FROM sync_stage s LEFT JOIN signatures t "
                     f"ON t.signature_id = s.signature_id WHERE t.signature_id IS NULL OR {_differs}"
@@ -234,16 +252,54 @@ PG_DATA: tuple[type[BaseException], ...] = (
 )
 
 
+_cols = ", ".join(COLUMNS)
+PG_STAGE = ("CREATE TEMP TABLE IF NOT EXISTS sync_stage ON COMMIT DELETE ROWS AS "
+            f"SELECT {_cols} FROM signatures WITH NO DATA")
+PG_UPSERT = (
+    f"INSERT INTO signatures AS t ({_cols}) SELECT {_cols} FROM sync_stage "
+    "ON CONFLICT (signature_id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in DATA_COLUMNS)
+    + " WHERE " + " OR ".join(f"t.{c} IS DISTINCT FROM excluded.{c}" for c in DATA_COLUMNS)
+    + " RETURNING t.signature_id")
+
+
 def pg_reason(exc: BaseException) -> str:
     """The error's first line: PostgreSQL's DETAIL may quote the row (a name, a number)."""
     text = getattr(exc, "message", None) or str(exc) or type(exc).__name__
     return str(text).splitlines()[0]
 
 
-def parse_signed_at(text: str) -> datetime:
-    """`2026-11-28T14:03:07Z` → an aware datetime (fromisoformat: strptime is 10x slower)."""
-    value = datetime.fromisoformat(text)
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_FLAG = COLUMNS.index("opted_in_updates")
+
+
+def copy_text(columns: Sequence[Sequence[Any]], *, escape: bool = False) -> bytes:
+    """Signatures given as columns in COLUMNS order, as the data of `COPY … (FORMAT text)`:
+    a line per row, a tab between values, \\N for NULL, t or f for the flag. A value with
+    a backslash, a tab or a line break in it is rare: the lines are made without looking,
+    and made again with escapes when their count of those is not the plain one.
+    PostgreSQL parses signed_at itself (as a timestamp, or keeps the text)."""
+    cells: list[Sequence[str]] = []
+    nulls = 0
+    for i, column in enumerate(columns):
+        if i == _FLAG:
+            cells.append(["t" if value else "f" for value in column])
+            continue
+        if escape:
+            column = [None if v is None else v.translate(_ESCAPES) for v in column]
+        if None in column:
+            nulls += column.count(None)
+            column = ["\\N" if v is None else v for v in column]
+        cells.append(column)
+    rows = len(cells[0])
+    if not rows:
+        return b""
+    lines = "\n".join(map("\t".join, zip(*cells, strict=True)))
+    if not escape and (lines.count("\t") != rows * (len(cells) - 1)
+                       or lines.count("\n") != rows - 1 or lines.count("\\") != nulls
+                       or "\r" in lines):
+        return copy_text(columns, escape=True)
+    return f"{lines}\n".encode()
 
 
 class PostgresBackend(SqlBackend):
@@ -253,7 +309,6 @@ class PostgresBackend(SqlBackend):
         self.url = url
         self.label = f"PostgreSQL {mask_url(url)}"
         self._pool: asyncpg.Pool | None = None
-        self._signed_at_text = False  # an existing table that keeps signed_at as text
 
     async def open(self) -> None:
         try:
@@ -274,15 +329,13 @@ class PostgresBackend(SqlBackend):
                 await conn.execute(
                     "SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.signatures'))")
                 await conn.execute(PG_TABLE)
-                have = {r["column_name"]: r["data_type"] for r in await conn.fetch(
-                    "SELECT column_name, data_type FROM information_schema.columns "
+                have = {r["column_name"] for r in await conn.fetch(
+                    "SELECT column_name FROM information_schema.columns "
                     "WHERE table_schema = current_schema() AND table_name = 'signatures'")}
                 for column in COLUMNS:
                     if column not in have:
                         await conn.execute(f"ALTER TABLE signatures ADD COLUMN {column} "
                                            f"{PG_TYPES.get(column, 'text')}")
-                self._signed_at_text = have.get("signed_at", "timestamp") in ("text",
-                                                                               "character varying")
                 if not await conn.fetchval(PG_UNIQUE_ID):  # an older table without a key
                     await conn.execute("CREATE UNIQUE INDEX signatures_signature_id "
                                        "ON signatures (signature_id)")
@@ -303,36 +356,53 @@ class PostgresBackend(SqlBackend):
             except (TimeoutError, *PG_DOWN):
                 pool.terminate()
 
-    async def _write(self, records: list[SignatureRecord], erase: list[str]) -> set[str]:
+    async def _write(self, records: Sequence[Row], erase: list[str]) -> set[str]:
+        columns = list(zip(*records, strict=True)) or [() for _ in COLUMNS]
+        return await self._store(columns, erase)
+
+    async def _write_bulk(self, bulk: Bulk) -> set[str]:
+        return await self._store(bulk.columns, [])
+
+    async def _store(self, columns: Sequence[Sequence[Any]], erase: list[str]) -> set[str]:
+        """The signatures straight into the table with COPY: most are new, and there is
+        nothing to compare a new one with. If one is there already (a mark lost in a crash,
+        an opt-out, a new store URL), that transaction is rolled back and they all go the
+        other way: into the staging table, then one upsert that changes only what differs."""
         if self._pool is None:
             raise StoreUnavailable(f"the central store {self.label} is not open")
-        cols = ", ".join(COLUMNS)
-        rows = [(r.signature_id, r.campaign, r.full_name, r.region, r.channel, r.language,
-                 r.opted_in_updates, r.signed_at if self._signed_at_text else
-                 parse_signed_at(r.signed_at), r.contact) for r in records]
+        data = copy_text(columns)
         try:
-            async with self._pool.acquire() as conn, conn.transaction():
-                changed: set[str] = set()
-                if rows:
-                    await conn.execute(
-                        "CREATE TEMP TABLE IF NOT EXISTS sync_stage ON COMMIT DELETE ROWS AS "
-                        f"SELECT {cols} FROM signatures WITH NO DATA")
-                    await conn.copy_records_to_table("sync_stage", records=rows, columns=COLUMNS)
-                    set_list = ", ".join(f"{c} = excluded.{c}" for c in DATA_COLUMNS)
-                    differs = " OR ".join(f"t.{c} IS DISTINCT FROM excluded.{c}"
-                                          for c in DATA_COLUMNS)
-                    changed = {r[0] for r in await conn.fetch(
-                        f"INSERT INTO signatures AS t ({cols}) SELECT {cols} FROM sync_stage "
-                        f"ON CONFLICT (signature_id) DO UPDATE SET {set_list} WHERE {differs} "
-                        "RETURNING t.signature_id")}
-                if erase:
-                    await conn.execute(
-                        "DELETE FROM signatures WHERE signature_id = ANY($1::text[])", erase)
+            async with self._pool.acquire() as conn:
+                if data:
+                    with contextlib.suppress(asyncpg.exceptions.UniqueViolationError):
+                        async with conn.transaction():
+                            await self._copy(conn, "signatures", data)
+                            await self._erase(conn, erase)
+                        return set(columns[0])
+                async with conn.transaction():
+                    changed: set[str] = set()
+                    if data:
+                        await conn.execute(PG_STAGE)
+                        await self._copy(conn, "sync_stage", data)
+                        changed = {r[0] for r in await conn.fetch(PG_UPSERT)}
+                    await self._erase(conn, erase)
+                return changed
         except PG_DATA as exc:
             raise RowRejected(pg_reason(exc)) from exc
         except (*PG_DOWN, asyncpg.PostgresError) as exc:
             raise StoreUnavailable(self._hint(exc)) from exc
-        return changed
+
+    @staticmethod
+    async def _copy(conn: asyncpg.Connection, table: str, data: bytes) -> None:
+        # A memoryview: asyncpg takes bytes for the name of a file to read.
+        await conn.copy_to_table(table, source=memoryview(data), columns=COLUMNS,
+                                 format="text")
+
+    @staticmethod
+    async def _erase(conn: asyncpg.Connection, erase: list[str]) -> None:
+        if erase:
+            await conn.execute("DELETE FROM signatures WHERE signature_id = ANY($1::text[])",
+                               erase)
 
 
 def sqlite_path(url: str, cwd: Path | None = None) -> Path:

@@ -9,7 +9,7 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ from bot.store import Store, StoreError
 from bot.sync import outbox
 from bot.sync.base import (
     Backend,
+    Bulk,
     Job,
     Outcome,
     PassReport,
@@ -34,6 +35,9 @@ IDLE_POLL = 1.0  # seconds between looks at an empty outbox
 PASS_BACKOFF = Backoff(base=1.0, cap=60.0)  # between passes while the store is down
 PROGRESS_MIN = 500  # a progress bar from this many signatures on
 BUSY_WAIT = 15.0  # how long `sync --once` waits for a pass of `serve` to end
+LEASE_RENEW = outbox.LEASE_SECONDS / 4  # a pass renews its lease between batches this often
+READ_AHEAD = 2  # batches read and waiting for their push
+MARKING = 2  # pushed batches whose marks may be on their way to the disk at once
 
 
 def open_backend(settings: Settings, store: Store, cwd: Path | None = None) -> Backend:
@@ -78,10 +82,20 @@ class Syncer:
         settings cannot work; a store that cannot be reached is reported in `error`.
         """
         report = PassReport()
-        upcoming: asyncio.Task[tuple[list[Job], int]] | None = None
-        settling: asyncio.Task[None] | None = None
-        await self.lease.acquire()
+        reader = outbox.OutboxReader(self.store.path)
+        ahead: asyncio.Queue[outbox.Batch | Exception] = asyncio.Queue(READ_AHEAD)
+        reading: asyncio.Task[None] | None = None
+        settling: list[asyncio.Task[None]] = []
         try:
+            # Three stages overlap, each at its own pace: reading the next batches from the
+            # bot's database (the first while taking the lease and connecting to the store),
+            # pushing one, marking the ones before. A batch read early may hold rows pushed in
+            # a batch before it (a signature with rows on both sides of a batch edge): `seen`
+            # drops them.
+            due_by = None if everything else outbox.stamp(outbox.now_utc())
+            reading = asyncio.create_task(self._read_ahead(reader, due_by, ahead))
+            await self.lease.acquire()
+            renewed = time.monotonic()
             if not self._open:
                 try:
                     await self.backend.open()
@@ -89,54 +103,109 @@ class Syncer:
                     report.error = str(exc)
                     return report
                 self._open = True
-            due_by = None if everything else outbox.stamp(outbox.now_utc())
-            total = await outbox.pending_count(self.store, due_by=due_by)
             seen: set[int] = set()  # outbox rows this pass has pushed already
+            total = 0 if progress is None else await outbox.pending_count(self.store,
+                                                                          due_by=due_by)
+            answered = 0  # jobs the store has answered for (the progress bar's count)
 
             async def settle(results: list[Result]) -> None:
                 for result in await outbox.settle(self.store, results, self.backoff):
                     report.add(result)
-                if progress is not None:
-                    progress(report.settled + report.counts[Outcome.FAILED], total)
 
-            # Three stages overlap: reading batch n+1 from the bot's database, pushing batch
-            # n, marking batch n-1. A batch read early may hold rows pushed in the batch
-            # before (a signature with rows on both sides of a batch edge): `seen` drops them.
-            upcoming = asyncio.create_task(outbox.next_jobs(
-                self.store, 0, self.batch_size, due_by=due_by))
+            async def settle_bulk(bulk: Bulk, pushed: int, present: int) -> None:
+                await outbox.settle_bulk(self.store, bulk)
+                report.counts[Outcome.PUSHED] += pushed
+                report.counts[Outcome.PRESENT] += present
+
             while not (stop is not None and stop.is_set()):
-                jobs, after = await upcoming
-                if not jobs:
+                batch = await ahead.get()
+                if isinstance(batch, Exception):
+                    raise batch
+                if not batch:
                     break
-                upcoming = asyncio.create_task(outbox.next_jobs(
-                    self.store, after, self.batch_size, due_by=due_by))
-                jobs = _unseen(jobs, seen)
-                results = [Result(j, Outcome.SKIPPED, "skipped: the signature is gone here")
-                           for j in jobs if j.kind == "upsert" and j.record is None]
-                ready = [j for j in jobs if not (j.kind == "upsert" and j.record is None)]
-                try:
-                    results += await self.backend.push(ready) if ready else []
-                except StoreUnavailable as exc:
-                    results += exc.results
-                    report.error = str(exc)
-                    report.retry_after = exc.retry_after
-                if settling is not None:
-                    await settling
-                settling = asyncio.create_task(settle(results))
+                bulk = batch.bulk(seen)
+                stored, down = await self._push_bulk(bulk)
+                marking: Coroutine[Any, Any, None]
+                if bulk is not None and stored is not None:  # the fast lane went through
+                    seen.update(bulk.rows)
+                    answered += len(bulk)
+                    marking = settle_bulk(bulk, *stored)
+                else:
+                    results = await self._push_jobs(_unseen(batch.jobs(), seen), down, report)
+                    answered += len(results)
+                    marking = settle(results)
+                if progress is not None:
+                    progress(answered, total)
+                settling.append(asyncio.create_task(marking))
+                if len(settling) > MARKING:
+                    await settling.pop(0)
                 if report.error:
                     await self.close()  # reconnect on the next pass
                     break
-                await self.lease.acquire()  # renew
+                if time.monotonic() - renewed > LEASE_RENEW:
+                    await self.lease.acquire()
+                    renewed = time.monotonic()
             return report
         finally:
-            if upcoming is not None and not upcoming.done():
-                upcoming.cancel()
+            if reading is not None:  # a read under way in its thread ends before the close
+                reading.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await upcoming
-            if settling is not None:
-                await settling
+                    await reading
+            failures = [e for e in await asyncio.gather(*settling, return_exceptions=True)
+                        if isinstance(e, BaseException)]
+            await asyncio.to_thread(reader.close)
             with contextlib.suppress(StoreError):
                 await self.lease.release()
+            if failures:
+                raise failures[0]
+
+    async def _read_ahead(self, reader: outbox.OutboxReader, due_by: str | None,
+                          out: asyncio.Queue[outbox.Batch | Exception]) -> None:
+        """Read the batches one after the other into `out`, ahead of the pushes; an empty
+        batch ends them, and so does a failure, handed on."""
+        after = 0
+        try:
+            while True:
+                batch = await reader.next_batch(after, self.batch_size, due_by=due_by)
+                await out.put(batch)
+                if not batch:
+                    return
+                after = batch.after
+        except Exception as exc:  # the pass raises it, where it waits for the next batch
+            await out.put(exc)
+
+    async def _push_bulk(self, bulk: Bulk | None) -> tuple[
+            tuple[int, int] | None, StoreUnavailable | None]:
+        """A batch of plain upserts through the backend's fast lane, if it has one: (pushed,
+        present), or None to go job by job; and the store's failure."""
+        if bulk is None:
+            return None, None
+        if not bulk.rows:  # all of it pushed in the batches before
+            return (0, 0), None
+        try:
+            return await self.backend.push_bulk(bulk), None
+        except StoreUnavailable as exc:
+            return None, exc
+
+    async def _push_jobs(self, jobs: list[Job], down: StoreUnavailable | None,
+                         report: PassReport) -> list[Result]:
+        """Push the jobs (all failed, when the fast lane found the store `down`); a failure
+        of the store is noted in `report`."""
+        if down is not None:
+            results = [Result(j, Outcome.FAILED, str(down)) for j in jobs]
+        else:
+            results = [Result(j, Outcome.SKIPPED, "skipped: the signature is gone here")
+                       for j in jobs if j.kind == "upsert" and j.record is None]
+            ready = [j for j in jobs if not (j.kind == "upsert" and j.record is None)]
+            try:
+                results += await self.backend.push(ready) if ready else []
+            except StoreUnavailable as exc:
+                results += exc.results
+                down = exc
+        if down is not None:
+            report.error = str(down)
+            report.retry_after = down.retry_after
+        return results
 
 
 def _unseen(jobs: list[Job], seen: set[int]) -> list[Job]:
