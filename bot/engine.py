@@ -14,11 +14,12 @@ import sqlite3
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from functools import partial
 
 from bot.campaign import Campaign
 from bot.i18n import Catalogs
 from bot.logs import mask
-from bot.store import Store, TurnRecord, save_turn
+from bot.store import ContactRow, Store, TurnRecord, write_turn
 from bot.throttle import Throttle
 from flows.signing import State, decide
 from flows.types import ContactView, Reply, Turn
@@ -61,6 +62,41 @@ class _Counter:
         return await self.store.signature_count(self.campaign)
 
 
+class _FixedTexts:
+    """The catalogs as the flows read them, with what cannot change while the bot runs
+    worked out once: texts without values, language names. (Catalogs.text formats the
+    campaign goal with Babel on every call, and the language question asks for every name.)"""
+
+    def __init__(self, catalogs: Catalogs) -> None:
+        self.catalogs = catalogs
+        self._texts: dict[tuple[str, str], str] = {}
+        self._names: dict[str, str] = {}
+        self._all_names: dict[str, tuple[str, ...]] = {}
+
+    def text(self, lang: str, key: str, **values: object) -> str:
+        if values:
+            return self.catalogs.text(lang, key, **values)
+        text = self._texts.get((lang, key))
+        if text is None:
+            text = self._texts[lang, key] = self.catalogs.text(lang, key)
+        return text
+
+    def number(self, value: int, lang: str) -> str:
+        return self.catalogs.number(value, lang)
+
+    def language_name(self, lang: str) -> str:
+        name = self._names.get(lang)
+        if name is None:
+            name = self._names[lang] = self.catalogs.language_name(lang)
+        return name
+
+    def language_names(self, lang: str) -> list[str]:
+        names = self._all_names.get(lang)
+        if names is None:
+            names = self._all_names[lang] = tuple(self.catalogs.language_names(lang))
+        return list(names)
+
+
 class KeyedLocks:
     """One asyncio.Lock per key, created on demand and dropped when nobody holds or waits."""
 
@@ -100,6 +136,7 @@ class Engine:
         self.store = store
         self.campaign = campaign
         self.catalogs = catalogs
+        self._texts = _FixedTexts(catalogs)
         self.organizers = organizers
         self.throttle = throttle or Throttle()
         self.locks = KeyedLocks()
@@ -124,14 +161,15 @@ class Engine:
         if fold(msg.text) == ORGANIZER_STATS and self.is_organizer(msg.address):
             return Outcome([await self.stats_reply()])
         async with self.locks.hold(msg.address):
-            if msg.platform_id is not None:
-                done = await self.store.processed(msg.channel, msg.platform_id)
-                if done is not None:
-                    return Outcome(_replies_from(done), duplicate=True)
-            return await self._turn(msg)
+            # Again under the lock (the same id may have been handled meanwhile), with the
+            # contact's state in the same read.
+            done, row = await self.store.turn_state(msg.address, self.campaign.id, msg.channel,
+                                                    msg.platform_id)
+            if done is not None:
+                return Outcome(_replies_from(done), duplicate=True)
+            return await self._turn(msg, row)
 
-    async def _turn(self, msg: Inbound) -> Outcome:
-        row = await self.store.contact(msg.address, self.campaign.id)
+    async def _turn(self, msg: Inbound, row: ContactRow | None) -> Outcome:
         contact = ContactView(
             address=msg.address,
             channel=msg.channel,
@@ -144,7 +182,7 @@ class Engine:
         turn = Turn(
             contact=contact,
             text=msg.text[:MAX_TEXT],
-            texts=self.catalogs,
+            texts=self._texts,
             languages=self.campaign.languages,
             default_language=self.campaign.default_language,
             counter=self._counter,
@@ -167,7 +205,7 @@ class Engine:
             effects=tuple(turn.effects),
         )
         try:
-            await self.store.write(lambda conn: save_turn(conn, record))
+            await self.store.write_sync(partial(write_turn, rec=record))
         except sqlite3.IntegrityError:
             # The same platform id was committed meanwhile (another process): answer as it did.
             done = await self.store.processed(msg.channel, msg.platform_id or "")

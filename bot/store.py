@@ -5,7 +5,10 @@ write job waiting in its queue in one transaction (group commit: one fsync for m
 concurrent messages, each job in its own SAVEPOINT so one failure does not spoil the
 others), and a separate reader connection. WAL lets the reader run while the writer
 writes, so nothing in the bot waits on a global lock; messages of one contact are
-ordered by the engine, not here.
+ordered by the engine, not here. The two lookups every message makes (was this platform
+id processed, the contact's state: one row each by key, microseconds) are read on the
+event loop's own thread from a third connection that never waits for a lock (it hands the
+read to the reader thread instead); a hop to a thread and back costs more than the read.
 
 Durability: WAL with `synchronous=FULL`. A reply (or a 200 to Twilio or Telegram) is sent
 only after the transaction that recorded the turn is on disk, so a signature we thanked
@@ -18,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -219,11 +223,78 @@ class ContactRow:
 
 
 WriteJob = Callable[[aiosqlite.Connection], Awaitable[Any]]
+#: A write job that is a plain function of the writer's sqlite3 connection (`Store.write_sync`):
+#: it runs in the writer's own thread, and a whole run of them waiting in the queue goes there
+#: in one hop, BEGIN and COMMIT included, instead of one hop per statement.
+SyncJob = Callable[[sqlite3.Connection], Any]
+
+
+async def in_thread(conn: aiosqlite.Connection, fn: Callable[..., T], *args: Any) -> T:
+    """`fn(sqlite3_connection, *args)` in the thread aiosqlite runs `conn` in: one hop to that
+    thread and back, where `await conn.execute(...)` then `fetchone()` then closing the cursor
+    take three. aiosqlite has no public call for it; `_execute` and `_conn` are what its own
+    methods use (tests/test_store.py pins them)."""
+    return await conn._execute(lambda: fn(conn._conn, *args))  # noqa: SLF001
+
+
+def _fetchone(db: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> Any:
+    cursor = db.execute(sql, params)
+    try:
+        return cursor.fetchone()
+    finally:
+        cursor.close()  # ends the statement, and with it the read snapshot
+
+
+BUSY_TIMEOUT = 10.0  # seconds a statement waits for another process's lock
+BUSY_POLL = 0.0005  # seconds between two tries of BEGIN IMMEDIATE while another process writes
+
+
+def _begin(db: sqlite3.Connection) -> None:
+    """BEGIN IMMEDIATE, waiting for another process's write transaction (a `broadcast` command
+    beside `serve`) by trying again every half millisecond. SQLite's own busy handler sleeps
+    1, 2, 5, 10, 15, 20, 25 ms … between tries, and a process that commits back to back wins
+    the lock again in each gap: replies waited 100 ms and more behind a broadcast."""
+    db.execute("PRAGMA busy_timeout = 0")
+    try:
+        deadline = time.monotonic() + BUSY_TIMEOUT
+        while True:
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or \
+                        time.monotonic() > deadline:
+                    raise
+            time.sleep(BUSY_POLL)
+    finally:
+        db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT * 1000)}")
+
+
+def _run_jobs(db: sqlite3.Connection, jobs: list[SyncJob], begin: bool,
+              commit: bool) -> list[tuple[Any, Exception | None]]:
+    """A run of plain write jobs in the writer's thread, each in its own savepoint."""
+    if begin:
+        _begin(db)
+    out: list[tuple[Any, Exception | None]] = []
+    for job in jobs:
+        db.execute("SAVEPOINT job")
+        try:
+            value = job(db)
+        except Exception as exc:  # the job's own failure: undo it alone
+            db.execute("ROLLBACK TO job")
+            db.execute("RELEASE job")
+            out.append((None, exc))
+        else:
+            db.execute("RELEASE job")
+            out.append((value, None))
+    if commit:
+        db.execute("COMMIT")
+    return out
 
 
 async def _configure(conn: aiosqlite.Connection) -> None:
     conn.row_factory = aiosqlite.Row
-    await conn.execute("PRAGMA busy_timeout = 10000")
+    await conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT * 1000)}")
     await conn.execute("PRAGMA foreign_keys = ON")
     await conn.execute("PRAGMA synchronous = FULL")
 
@@ -263,7 +334,8 @@ class Store:
         self.batch_limit = batch_limit
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
-        self._queue: asyncio.Queue[tuple[WriteJob, asyncio.Future[Any]]] = asyncio.Queue()
+        self._point: sqlite3.Connection | None = None  # the event loop's thread only
+        self._queue: asyncio.Queue[tuple[Any, asyncio.Future[Any], bool]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Store:
@@ -279,6 +351,7 @@ class Store:
             await asyncio.to_thread(migrate, self.path)
             self._writer = await aiosqlite.connect(self.path, isolation_level=None)
             self._reader = await aiosqlite.connect(self.path, isolation_level=None)
+            self._point = sqlite3.connect(self.path, isolation_level=None)
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(
                 f"cannot open the database {self.path}: {exc}; check BOT_DB and the folder's "
@@ -286,6 +359,8 @@ class Store:
             ) from exc
         for conn in (self._writer, self._reader):
             await _configure(conn)
+        self._point.row_factory = sqlite3.Row
+        self._point.execute("PRAGMA busy_timeout = 0")  # busy: read in the reader's thread
         self._task = asyncio.create_task(self._write_loop(), name="store-writer")
 
     async def close(self) -> None:
@@ -297,14 +372,23 @@ class Store:
         for conn in (self._writer, self._reader):
             if conn is not None:
                 await conn.close()
-        self._writer = self._reader = None
+        if self._point is not None:
+            self._point.close()
+        self._writer = self._reader = self._point = None
 
     # --- writing ------------------------------------------------------------------------
 
     async def write(self, job: WriteJob) -> Any:
         """Run `job` inside a transaction and return its result once it is durable."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        await self._queue.put((job, future))
+        self._queue.put_nowait((job, future, False))
+        return await future
+
+    async def write_sync(self, job: SyncJob) -> Any:
+        """Like `write`, for a plain function of the writer's sqlite3 connection, run in the
+        writer's thread; the jobs waiting with it go there in the same hop and commit together."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((job, future, True))
         return await future
 
     async def _write_loop(self) -> None:
@@ -316,8 +400,26 @@ class Store:
                 batch.append(self._queue.get_nowait())
             results: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
             try:
-                await conn.execute("BEGIN IMMEDIATE")
-                for job, future in batch:
+                begun = committed = False
+                i = 0
+                while i < len(batch):
+                    if batch[i][2]:  # a run of plain jobs: one hop to the writer's thread
+                        end = i
+                        while end < len(batch) and batch[end][2]:
+                            end += 1
+                        last = end == len(batch)
+                        outs = await in_thread(conn, _run_jobs, [j for j, _, _ in batch[i:end]],
+                                               not begun, last)
+                        begun, committed = True, last
+                        results.extend((f, value, error) for (_, f, _), (value, error)
+                                       in zip(batch[i:end], outs, strict=True))
+                        i = end
+                        continue
+                    job, future, _ = batch[i]
+                    i += 1
+                    if not begun:
+                        await in_thread(conn, _begin)
+                        begun = True
                     await conn.execute("SAVEPOINT job")
                     try:
                         value = await job(conn)
@@ -328,9 +430,10 @@ class Store:
                     else:
                         await conn.execute("RELEASE job")
                         results.append((future, value, None))
-                await conn.execute("COMMIT")
+                if not committed:
+                    await conn.execute("COMMIT")
             except asyncio.CancelledError:
-                for _, future in batch:
+                for _, future, _ in batch:
                     if not future.done():
                         future.set_exception(StoreError("the store is closing"))
                 raise
@@ -338,7 +441,7 @@ class Store:
                 log.exception("store: a write batch failed")
                 with contextlib.suppress(Exception):
                     await conn.execute("ROLLBACK")
-                for _, future in batch:
+                for _, future, _ in batch:
                     if not future.done():
                         future.set_exception(StoreError(f"database write failed: {exc}"))
                 continue
@@ -354,32 +457,38 @@ class Store:
 
     async def fetchone(self, sql: str, params: tuple[Any, ...] = ()) -> aiosqlite.Row | None:
         assert self._reader is not None
-        async with self._reader.execute(sql, params) as cursor:
-            return await cursor.fetchone()
+        row: aiosqlite.Row | None = await in_thread(self._reader, _fetchone, sql, params)
+        return row
 
     async def fetchall(self, sql: str, params: tuple[Any, ...] = ()) -> list[aiosqlite.Row]:
         assert self._reader is not None
-        async with self._reader.execute(sql, params) as cursor:
-            return list(await cursor.fetchall())
+        return list(await self._reader.execute_fetchall(sql, params))
 
     async def contact(self, address: str, campaign: str) -> ContactRow | None:
-        row = await self.fetchone(
-            "SELECT c.*, EXISTS (SELECT 1 FROM signatures s WHERE s.contact_id = c.id "
-            "AND s.campaign = ?) AS signed FROM contacts c WHERE c.address = ?",
-            (campaign, address),
-        )
-        if row is None:
-            return None
-        return ContactRow(row["id"], row["address"], row["channel"], row["language"],
-                          row["state"], row["data"], bool(row["stopped"]), bool(row["signed"]))
+        return (await self.turn_state(address, campaign, None, None))[1]
 
     async def processed(self, channel: str, platform_id: str) -> str | None:
         """The replies (JSON) we gave to a platform message already processed, else None."""
-        row = await self.fetchone(
-            "SELECT replies FROM inbound WHERE channel = ? AND platform_id = ?",
-            (channel, platform_id),
-        )
+        row = await self._read_point(_fetchone, PROCESSED_SQL, (channel, platform_id))
         return None if row is None else str(row["replies"])
+
+    async def turn_state(self, address: str, campaign: str, channel: str | None,
+                         platform_id: str | None) -> tuple[str | None, ContactRow | None]:
+        """In one read: the replies already given to this platform message (then no contact),
+        else None and the contact as stored (None for a new one)."""
+        return await self._read_point(_turn_state, address, campaign, channel, platform_id)
+
+    async def _read_point(self, fn: Callable[..., T], *args: Any) -> T:
+        """A lookup by key, read here on the event loop's thread (see the module's docstring);
+        in the reader's thread when the file is busy (WAL recovery, a checkpoint resetting
+        the log), so the loop never waits for a lock."""
+        assert self._point is not None and self._reader is not None
+        try:
+            return fn(self._point, *args)
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                raise
+        return await in_thread(self._reader, fn, *args)
 
     async def signature_count(self, campaign: str) -> int:
         row = await self.fetchone("SELECT count(*) AS n FROM signatures WHERE campaign = ? "
@@ -417,6 +526,24 @@ class Store:
         return int(await self.write(job))
 
 
+PROCESSED_SQL = "SELECT replies FROM inbound WHERE channel = ? AND platform_id = ?"
+CONTACT_SQL = ("SELECT c.*, EXISTS (SELECT 1 FROM signatures s WHERE s.contact_id = c.id "
+               "AND s.campaign = ?) AS signed FROM contacts c WHERE c.address = ?")
+
+
+def _turn_state(db: sqlite3.Connection, address: str, campaign: str, channel: str | None,
+                platform_id: str | None) -> tuple[str | None, ContactRow | None]:
+    if platform_id is not None:
+        done = _fetchone(db, PROCESSED_SQL, (channel, platform_id))
+        if done is not None:
+            return str(done["replies"]), None
+    row = _fetchone(db, CONTACT_SQL, (campaign, address))
+    if row is None:
+        return None, None
+    return None, ContactRow(row["id"], row["address"], row["channel"], row["language"],
+                            row["state"], row["data"], bool(row["stopped"]), bool(row["signed"]))
+
+
 # --- one turn of a conversation, written in one transaction -------------------------------
 
 @dataclass(frozen=True)
@@ -434,98 +561,99 @@ class TurnRecord:
     effects: tuple[Any, ...]
 
 
-async def save_turn(conn: aiosqlite.Connection, rec: TurnRecord) -> None:
+def write_turn(db: sqlite3.Connection, rec: TurnRecord) -> None:
     """Contact state, signature, consent ledger, outbox and the processed id: all or nothing.
 
+    A plain function of the writer's connection (`store.write_sync(partial(write_turn, rec=…))`):
+    it runs in the writer's thread, so a turn costs one hop whatever it changes.
     Raises sqlite3.IntegrityError when the platform id was processed meanwhile.
     """
     now = utcnow()
-    cursor = await conn.execute(
+    contact_id = _fetchone(
+        db,
         "INSERT INTO contacts (address, channel, language, state, data, created_at, updated_at) "
         "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (address) DO UPDATE SET "
         "language = excluded.language, state = excluded.state, data = excluded.data, "
         "updated_at = excluded.updated_at RETURNING id",
         (rec.address, rec.channel, rec.language, rec.state, rec.data, now, now),
-    )
-    contact_id = (await cursor.fetchone())[0]
-    await cursor.close()
+    )[0]
 
-    async def ledger(event: str, version: str | None = None, who: int | None = contact_id) -> None:
-        await conn.execute(
+    def ledger(event: str, version: str | None = None, who: int | None = contact_id) -> None:
+        db.execute(
             "INSERT INTO consent (contact_id, event, channel, language, text_version, at) "
             "VALUES (?, ?, ?, ?, ?, ?)",
             (who, event, rec.channel, rec.language, version, now),
         )
 
-    async def signature_id() -> str | None:
-        async with conn.execute(
-            "SELECT signature_id FROM signatures WHERE contact_id = ? AND campaign = ?",
-            (contact_id, rec.campaign),
-        ) as cur:
-            row = await cur.fetchone()
+    def signature_id() -> str | None:
+        row = _fetchone(db, "SELECT signature_id FROM signatures WHERE contact_id = ? AND "
+                            "campaign = ?", (contact_id, rec.campaign))
         return None if row is None else str(row[0])
 
-    async def outbox(kind: str, sid: str) -> None:
+    def outbox(kind: str, sid: str) -> None:
         if rec.address.startswith(SANDBOX):
             return  # the console's simulator: never synced
-        await conn.execute(
+        db.execute(
             "INSERT INTO outbox (kind, signature_id, created_at) VALUES (?, ?, ?)", (kind, sid, now)
         )
 
-    async def set_updates(value: bool) -> None:
-        sid = await signature_id()
+    def set_updates(value: bool) -> None:
+        sid = signature_id()
         if sid is not None:
-            await conn.execute(
+            db.execute(
                 "UPDATE signatures SET opted_in_updates = ? WHERE signature_id = ?", (value, sid)
             )
-            await outbox("upsert", sid)
+            outbox("upsert", sid)
 
     erased = False
     for effect in rec.effects:
         if isinstance(effect, Sign):
-            if await signature_id() is None:
+            if signature_id() is None:
                 sid = str(uuid.uuid4())
-                await conn.execute(
+                db.execute(
                     "INSERT INTO signatures (signature_id, contact_id, campaign, full_name, "
                     "region, channel, language, opted_in_updates, signed_at, contact) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?)",
                     (sid, contact_id, rec.campaign, effect.full_name, effect.region, rec.channel,
                      rec.language or "", now, rec.address),
                 )
-                await ledger("signed", effect.summary_version)
-                await outbox("upsert", sid)
+                ledger("signed", effect.summary_version)
+                outbox("upsert", sid)
         elif isinstance(effect, SetUpdates):
-            await ledger("updates_yes" if effect.opted_in else "updates_no")
-            await set_updates(effect.opted_in)
+            ledger("updates_yes" if effect.opted_in else "updates_no")
+            set_updates(effect.opted_in)
         elif isinstance(effect, Stop):
-            await conn.execute("UPDATE contacts SET stopped = 1 WHERE id = ?", (contact_id,))
-            await ledger("stop")
-            await set_updates(False)  # a stop withdraws consent to updates too
+            db.execute("UPDATE contacts SET stopped = 1 WHERE id = ?", (contact_id,))
+            ledger("stop")
+            set_updates(False)  # a stop withdraws consent to updates too
         elif isinstance(effect, Start):
-            await conn.execute("UPDATE contacts SET stopped = 0 WHERE id = ?", (contact_id,))
-            await ledger("start")
+            db.execute("UPDATE contacts SET stopped = 0 WHERE id = ?", (contact_id,))
+            ledger("start")
         elif isinstance(effect, Erase):
-            sid = await signature_id()
+            sid = signature_id()
             if sid is not None:
-                await conn.execute("DELETE FROM outbox WHERE signature_id = ? AND status != 'done'",
-                                   (sid,))
-                await conn.execute("DELETE FROM signatures WHERE signature_id = ?", (sid,))
-                await outbox("erase", sid)
-            await conn.execute("DELETE FROM consent WHERE contact_id = ?", (contact_id,))
-            await ledger("erase", who=None)
-            await conn.execute(
+                db.execute("DELETE FROM outbox WHERE signature_id = ? AND status != 'done'", (sid,))
+                db.execute("DELETE FROM signatures WHERE signature_id = ?", (sid,))
+                outbox("erase", sid)
+            db.execute("DELETE FROM consent WHERE contact_id = ?", (contact_id,))
+            ledger("erase", who=None)
+            db.execute(
                 "UPDATE inbound SET contact_id = NULL, replies = '[]' WHERE contact_id = ?",
                 (contact_id,),
             )
-            await conn.execute("DELETE FROM signatures WHERE contact_id = ?", (contact_id,))
-            await conn.execute("DELETE FROM broadcast_recipients WHERE contact_id = ?",
-                               (contact_id,))
-            await conn.execute("DELETE FROM contacts WHERE id = ?", (contact_id,))
+            db.execute("DELETE FROM signatures WHERE contact_id = ?", (contact_id,))
+            db.execute("DELETE FROM broadcast_recipients WHERE contact_id = ?", (contact_id,))
+            db.execute("DELETE FROM contacts WHERE id = ?", (contact_id,))
             erased = True
 
     if rec.platform_id is not None:
-        await conn.execute(
+        db.execute(
             "INSERT INTO inbound (channel, platform_id, contact_id, replies, received_at) "
             "VALUES (?, ?, ?, ?, ?)",
             (rec.channel, rec.platform_id, None if erased else contact_id, rec.replies, now),
         )
+
+
+async def save_turn(conn: aiosqlite.Connection, rec: TurnRecord) -> None:
+    """`write_turn` as an async write job (`store.write(lambda conn: save_turn(conn, rec))`)."""
+    await in_thread(conn, write_turn, rec)

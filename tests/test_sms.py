@@ -5,8 +5,14 @@ from __future__ import annotations
 import concurrent.futures
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from twilio.twiml.messaging_response import MessagingResponse
 
-from tests.harness import BotProcess, Twilio, new_number, sms_env
+from bot.campaign import load_campaign
+from bot.channels.sms import render, twiml
+from flows.types import Choice, Reply
+from tests.harness import ROOT, BotProcess, Twilio, new_number, sms_env
 
 # One full signing flow per language: (language, number to pick it, SIGN word, name,
 # province answer, code stored, yes word, expected words in the thanks).
@@ -422,3 +428,19 @@ def test_sms_route_is_404_when_sms_is_off(tmp_path_factory) -> None:
             assert twilio.post(twilio.form(new_number(), "hi")).status == 404
     finally:
         bot.stop()
+
+
+CAMPAIGN = load_campaign(ROOT / "campaign.toml")
+any_text = st.text(alphabet=st.characters(blacklist_categories=()), max_size=30)
+reply = st.builds(Reply, any_text, st.sampled_from(["en", "es", "fr", "zh"]),
+                  st.lists(st.builds(Choice, any_text, st.just("1")), max_size=2).map(tuple),
+                  st.booleans())
+
+
+@given(st.lists(reply, max_size=3), st.sampled_from(["sms", "whatsapp"]))
+def test_twiml_is_what_twilios_messagingresponse_writes(replies: list[Reply],
+                                                        channel: str) -> None:
+    response = MessagingResponse()
+    for r in replies:
+        response.message(render(r, CAMPAIGN, channel))
+    assert twiml(replies, CAMPAIGN, channel) == str(response)

@@ -85,3 +85,63 @@ async def test_backup_is_a_consistent_copy(tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / "copy.sqlite3") as conn:
         assert conn.execute("SELECT count(*) FROM contacts").fetchone()[0] == 1
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+async def test_plain_jobs_share_the_group_commit_with_async_jobs(tmp_path: Path) -> None:
+    """`write_sync` jobs run in the writer's thread (a run of them in one hop), mixed in one
+    transaction with `write` jobs; a failing job of either kind is undone alone."""
+    async with Store(tmp_path / "bot.sqlite3") as store:
+        sql = ("INSERT INTO contacts (address, channel, created_at, updated_at) "
+               "VALUES (?, 'sms', 'x', 'x')")
+
+        async def plain(i: int) -> int:
+            def job(db: sqlite3.Connection) -> int:
+                db.execute(sql, (f"+1416555{i:04d}",))
+                if i % 10 == 7:
+                    raise ValueError(f"job {i} fails alone")
+                return i
+            return int(await store.write_sync(job))
+
+        async def awaited(i: int) -> int:
+            async def job(conn) -> int:  # type: ignore[no-untyped-def]
+                await conn.execute(sql, (f"+1416555{i:04d}",))
+                if i % 10 == 7:
+                    raise ValueError(f"job {i} fails alone")
+                return i
+            return int(await store.write(job))
+
+        jobs = [plain(i) if i % 3 else awaited(i) for i in range(60)]
+        results = await asyncio.gather(*jobs, return_exceptions=True)
+        failures = {str(r) for r in results if isinstance(r, Exception)}
+        assert failures == {f"job {i} fails alone" for i in range(7, 60, 10)}
+        assert [r for r in results if not isinstance(r, Exception)] == [
+            i for i in range(60) if i % 10 != 7]
+        row = await store.fetchone("SELECT count(*) AS n FROM contacts")
+        assert row is not None and row["n"] == 54
+        # one read: the contact as stored (no platform id to look up) ...
+        done, contact = await store.turn_state("+14165550001", "c", "sms", None)
+        assert done is None and contact == await store.contact("+14165550001", "c")
+        assert contact is not None and contact.state == "new" and not contact.signed
+
+
+async def test_a_busy_file_is_read_in_the_readers_thread(tmp_path: Path) -> None:
+    """Lookups read on the event loop's thread never wait for a lock there: when the file is
+    busy (SQLITE_BUSY at once: busy_timeout 0) they are read in the reader's thread."""
+
+    class Busy:
+        def execute(self, *args: object) -> None:
+            exc = sqlite3.OperationalError("database is locked")
+            exc.sqlite_errorcode = 261  # type: ignore[attr-defined]  # SQLITE_BUSY_RECOVERY
+            raise exc
+
+    async with Store(tmp_path / "bot.sqlite3") as store:
+        async def job(conn) -> None:  # type: ignore[no-untyped-def]
+            await conn.execute("INSERT INTO contacts (address, channel, state, created_at, "
+                               "updated_at) VALUES ('+14165550100', 'sms', 'menu', 'x', 'x')")
+        await store.write(job)
+        point, store._point = store._point, Busy()  # type: ignore[assignment]
+        try:
+            done, contact = await store.turn_state("+14165550100", "c", "sms", "SM1")
+        finally:
+            store._point = point
+        assert done is None and contact is not None and contact.state == "menu"

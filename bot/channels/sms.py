@@ -13,11 +13,11 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable
+from functools import lru_cache
 
 import httpx
 import phonenumbers
 from twilio.request_validator import RequestValidator
-from twilio.twiml.messaging_response import MessagingResponse
 
 from bot.campaign import Campaign
 from bot.config import Settings
@@ -54,7 +54,12 @@ STATUS_MAPPING: dict[str, str] = {
 
 def carrier_words(settings: Settings) -> frozenset[str]:
     """Words Twilio's opt-out handling answers itself (TWILIO_KEYWORDS=twilio), else none."""
-    if settings.twilio_keywords != "twilio":
+    return _carrier_words(settings.twilio_keywords)
+
+
+@lru_cache(maxsize=4)
+def _carrier_words(keywords: str) -> frozenset[str]:
+    if keywords != "twilio":
         return frozenset()
     return frozenset(fold(word) for word in TWILIO_WORDS)
 
@@ -63,11 +68,28 @@ def signature_ok(settings: Settings, url: str, form: dict[str, str], signature: 
     """X-Twilio-Signature over the public URL and the POST params, by twilio's own validator."""
     if not signature or not settings.twilio_auth_token:
         return False
-    return bool(RequestValidator(settings.twilio_auth_token).validate(url, form, signature))
+    return bool(_validator(settings.twilio_auth_token).validate(url, form, signature))
+
+
+@lru_cache(maxsize=4)
+def _validator(token: str) -> RequestValidator:
+    return RequestValidator(token)
 
 
 def normalize_number(raw: str) -> str | None:
     """`+1 416 555 0123`, `4165550123` -> `+14165550123`; None when it is not a phone number."""
+    return _normalize_cached(raw) if len(raw) <= 32 else _normalize(raw)
+
+
+#: Numbers read recently, parsed once: every webhook names our own number in `To` (and the
+#: settings hold it), and a person's messages come one after another. Bounded (1024 short
+#: strings, about 150 KB).
+@lru_cache(maxsize=1024)
+def _normalize_cached(raw: str) -> str | None:
+    return _normalize(raw)
+
+
+def _normalize(raw: str) -> str | None:
     try:
         number = phonenumbers.parse(raw, DEFAULT_REGION)
     except phonenumbers.NumberParseException:
@@ -138,10 +160,23 @@ def render(reply: Reply, campaign: Campaign, channel: str = CHANNEL) -> str:
 
 
 def twiml(replies: Iterable[Reply], campaign: Campaign, channel: str = CHANNEL) -> str:
-    response = MessagingResponse()
-    for reply in replies:
-        response.message(render(reply, campaign, channel))
-    return str(response)
+    """`<Response><Message>…</Message>…</Response>`, exactly as twilio's MessagingResponse
+    writes it (tests/test_sms.py holds the two equal), without building an element tree."""
+    texts = (render(reply, campaign, channel) for reply in replies)
+    messages = "".join(f"<Message>{_xml_text(text)}</Message>" if text else "<Message />"
+                       for text in texts)
+    body = f"<Response>{messages}</Response>" if messages else "<Response />"
+    return XML_DECLARATION + body
+
+
+XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>'
+
+
+def _xml_text(text: str) -> str:
+    """Character data as ElementTree writes it in UTF-8 (& < > escaped; a lone surrogate as a
+    character reference)."""
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return text.encode("utf-8", "xmlcharrefreplace").decode("utf-8")
 
 
 # --- sending through the REST API (broadcasts; replies to members go back in TwiML) -------
