@@ -44,7 +44,11 @@ class SlidingWindow:
                     self._starts.popleft()
                 if len(self._starts) < self.burst:
                     self._starts.append(now)
-                    # Even spacing; a late start does not earn credit for a burst after it.
-                    self._next = max(self._next, now) + self.spacing
+                    # Even spacing from the schedule, not from a timer's late wake-up (timers
+                    # wake ~1 ms late: at 200/s that alone cost 12% of the rate); a start more
+                    # than one spacing late re-anchors, so idle time never earns a burst.
+                    late = now - self._next
+                    base = self._next if 0 <= late < self.spacing else now
+                    self._next = base + self.spacing
                     return
                 await asyncio.sleep(self.window - (now - self._starts[0]))
