@@ -52,8 +52,8 @@ from bench.common import (
     standalone,
     write_plan,
 )
-from bench.telegram import busiest_second
 from bot.store import migrate
+from tests.harness import busiest_second
 from tests.standins.telegram_api import TelegramAPI
 from tests.standins.twilio_api import TwilioAPI
 

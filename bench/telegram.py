@@ -39,6 +39,7 @@ from bench.common import (
     wait_telegram,
     write_plan,
 )
+from tests.harness import busiest_second
 from tests.standins.telegram_api import TelegramAPI
 
 CONNECTIONS = 50
@@ -119,12 +120,12 @@ def through_bot(workdir: Path, convs: list[list[dict[str, Any]]], duration: floa
             result["server_cpu_s"] = cpu_seconds(pid) - cpu
             window = time.monotonic() - started
             sent = api.calls(TELEGRAM_TOKEN, "sendMessage", ok=True)
-            lane = sorted(c.at for c in api.calls(TELEGRAM_TOKEN) if c.method in
-                          ("sendMessage", "answerCallbackQuery"))
+            # Telegram's ~30/s is about messages; answerCallbackQuery is not one.
+            lane = sorted(c.at for c in api.calls(TELEGRAM_TOKEN) if c.method == "sendMessage")
             result["replies_sent"] = len(sent)
             result["replies_per_s"] = len(sent) / window if window else 0.0
             result["lane_calls"] = len(lane)
-            # Bot API calls of the reply lane in the busiest second (Telegram allows ~30)
+            # messages sent by the reply lane in the busiest second (Telegram allows ~30)
             result["lane_max_1s"] = busiest_second(lane)
         finally:
             bot.stop()
@@ -134,16 +135,6 @@ def through_bot(workdir: Path, convs: list[list[dict[str, Any]]], duration: floa
     result.update(contacts=rows["contacts"], signatures=rows["signatures"],
                   processed=rows["processed"])
     return result
-
-
-def busiest_second(times: list[float]) -> int:
-    """The most events in any one-second window (times sorted, in seconds)."""
-    most, start = 0, 0
-    for end, t in enumerate(times):
-        while t - times[start] >= 1.0:
-            start += 1
-        most = max(most, end - start + 1)
-    return most
 
 
 def run(workdir: Path, quick: bool = False) -> Report:
@@ -167,7 +158,7 @@ def run(workdir: Path, quick: bool = False) -> Report:
     ok = bot["statuses"].get("200", 0) == bot["requests"] and not bot["errors"]
     report.add("answered 200 with durable state", bot["statuses"].get("200", 0), "upd",
                reference="updates counted", ref_value=bot["requests"], goal="all", met=ok)
-    report.add("reply-lane calls in the busiest second", bot["lane_max_1s"], "calls",
+    report.add("reply messages in the busiest second", bot["lane_max_1s"], "msgs",
                reference="Telegram's limit (OVERALL_LIMIT)", ref_value=30.0,
                ratio=bot["lane_max_1s"] / 30.0, goal="<= 30", met=bot["lane_max_1s"] <= 30,
                note=f"{bot['replies_per_s']:.1f} replies/s reached the stand-in meanwhile")

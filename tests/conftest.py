@@ -17,8 +17,13 @@ def sms_bot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BotProcess]:
 
 
 @pytest.fixture(scope="module")
-def twilio(sms_bot: BotProcess) -> Iterator[Twilio]:
-    with Twilio(sms_bot) as client:
+def twilio(request: pytest.FixtureRequest) -> Iterator[Twilio]:
+    """Signed webhooks to the module's bot: its own `bot` fixture if it has one, else `sms_bot`."""
+    try:
+        bot = request.getfixturevalue("bot")
+    except pytest.FixtureLookupError:
+        bot = request.getfixturevalue("sms_bot")
+    with Twilio(bot) as client:
         yield client
 
 

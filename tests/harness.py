@@ -15,9 +15,10 @@ import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 from twilio.request_validator import RequestValidator
@@ -187,3 +188,26 @@ _numbers = itertools.count(1000)
 def new_number() -> str:
     """A fresh, valid Canadian mobile-style number for each test (416-555-01xx is fictional)."""
     return f"+1416555{next(_numbers):04d}"
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 15.0) -> Any:
+    """Poll `check()` until it is truthy (and return it), or fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {check}")
+        time.sleep(0.05)
+
+
+def busiest_second(times: list[float]) -> int:
+    """The most events in any one-second window (times in seconds)."""
+    times = sorted(times)
+    most, start = 0, 0
+    for end, t in enumerate(times):
+        while t - times[start] >= 1.0:
+            start += 1
+        most = max(most, end - start + 1)
+    return most

@@ -21,12 +21,6 @@ def bot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BotProcess]:
     process.stop()
 
 
-@pytest.fixture(scope="module")
-def twilio(bot: BotProcess) -> Iterator[Twilio]:
-    with Twilio(bot) as client:
-        yield client
-
-
 def test_a_flooding_number_is_throttled_without_slowing_others(bot: BotProcess,
                                                                twilio: Twilio) -> None:
     flooder, other = new_number(), new_number()

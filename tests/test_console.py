@@ -79,12 +79,6 @@ def bot(tmp_path_factory: pytest.TempPathFactory, twilio_api: TwilioAPI) -> Iter
 
 
 @pytest.fixture(scope="module")
-def twilio(bot: BotProcess) -> Iterator[Twilio]:
-    with Twilio(bot) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
 def signers(twilio: Twilio) -> list[str]:
     """Two real signers, through the SMS webhook: one in Spanish, one in English."""
     numbers = ["+14165550401", "+16045550402"]

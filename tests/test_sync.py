@@ -28,7 +28,7 @@ from bot.sync import outbox
 from bot.sync.base import Backend, Outcome
 from bot.sync.sql import PostgresBackend, SqliteBackend
 from bot.sync.worker import Syncer
-from tests.harness import ROOT, BotProcess, Twilio, new_number, sms_env
+from tests.harness import ROOT, BotProcess, Twilio, new_number, sms_env, wait_for
 from tests.standins.tcp_proxy import TcpProxy
 from tests.sync_support import (
     PG_HOST,
@@ -454,17 +454,6 @@ def test_sync_keeps_going_until_interrupted(tmp_path: Path) -> None:
 
 
 # --- the worker inside `serve` ----------------------------------------------------------------
-
-def wait_for(check: Callable[[], Any], timeout: float = 15.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {check}")
-        time.sleep(0.05)
-
 
 def sign_up(twilio: Twilio, number: str, name: str, updates: str = "1") -> None:
     for line in ("hi", "1", "SIGN", name, "ON", "1", updates):

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ from bot.sync.base import Outcome, PassReport
 from bot.sync.osdi import RATE, OsdiBackend, TokenBucket, signature_body, split_name
 from bot.sync.worker import Syncer
 from flows.types import SetUpdates
-from tests.harness import BotProcess, Twilio, new_number, sms_env
+from tests.harness import BotProcess, Twilio, new_number, sms_env, wait_for
 from tests.standins.osdi_api import Misbehave, OsdiAPI
 from tests.sync_support import erase, opt_out, sign, write_turn
 
@@ -310,17 +309,6 @@ def test_signature_body_never_subscribes() -> None:
 
 
 # --- inside `serve` -------------------------------------------------------------------------
-
-def wait_for(check: Callable[[], Any], timeout: float = 15.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {check}")
-        time.sleep(0.05)
-
 
 def test_serve_worker_reports_errors_parked_rows_and_erasures_in_healthz(
         api: OsdiAPI, tmp_path: Path) -> None:

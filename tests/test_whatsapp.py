@@ -19,12 +19,6 @@ def bot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BotProcess]:
     process.stop()
 
 
-@pytest.fixture(scope="module")
-def twilio(bot: BotProcess) -> Iterator[Twilio]:
-    with Twilio(bot) as client:
-        yield client
-
-
 def wa(twilio: Twilio, phone: str, body: str, **extra: str) -> list[str]:
     answer = twilio.post(twilio.form(f"whatsapp:{phone}", body, To=WA_NUMBER, **extra))
     assert answer.status == 200, answer.body
