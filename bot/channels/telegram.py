@@ -29,6 +29,7 @@ Exceptions of the Bot API client, as handled here (`telegram.error`):
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import hmac
 import json
@@ -302,11 +303,16 @@ class Budget:
 
     def __init__(self, limit: int, window: float = 1.0 + PACE_SLACK) -> None:
         self.limit, self.window = limit, window
+        # Also at most a quarter of the limit in any quarter of the window: a whole second's
+        # sends started at once reach Telegram spread out, and could bunch with the next
+        # second's (Telegram counts arrivals). Quarters keep the waiting replies' wake-ups few.
+        self.part, self.part_limit = window / 4, max(1, -(-limit // 4))
         self.paused_until = 0.0
         self._starts: deque[float] = deque()
 
     async def take(self, keep: int = 0) -> None:
         room = self.limit - keep
+        part_room = self.part_limit - -(-keep // 4)  # the reserve holds in every quarter too
         while True:
             now = time.monotonic()
             if now < self.paused_until:
@@ -314,6 +320,12 @@ class Budget:
                 continue
             while self._starts and now - self._starts[0] >= self.window:
                 self._starts.popleft()
+            recent = len(self._starts) - bisect.bisect_right(self._starts, now - self.part)
+            if recent >= part_room:
+                # wait until the oldest start of this quarter leaves it
+                oldest = self._starts[len(self._starts) - recent]
+                await asyncio.sleep(oldest + self.part - now)
+                continue
             if len(self._starts) < room:
                 self._starts.append(now)
                 return
