@@ -548,7 +548,7 @@ def _turn_state(db: sqlite3.Connection, address: str, campaign: str, channel: st
 
 @dataclass(frozen=True)
 class TurnRecord:
-    """Everything one handled message changes, written together by `save_turn`."""
+    """Everything one handled message changes, written together by `write_turn`."""
 
     channel: str
     address: str
