@@ -574,7 +574,8 @@ def write_turn(db: sqlite3.Connection, rec: TurnRecord) -> None:
         "INSERT INTO contacts (address, channel, language, state, data, created_at, updated_at) "
         "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (address) DO UPDATE SET "
         "language = excluded.language, state = excluded.state, data = excluded.data, "
-        "updated_at = excluded.updated_at RETURNING id",
+        # They wrote to us: reachable again (a Telegram member who had blocked the bot).
+        "updated_at = excluded.updated_at, unreachable = NULL RETURNING id",
         (rec.address, rec.channel, rec.language, rec.state, rec.data, now, now),
     )[0]
 

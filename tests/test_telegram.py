@@ -26,7 +26,7 @@ import httpx
 import pytest
 
 from bot.campaign import load_campaign
-from tests.harness import ROOT, BotProcess
+from tests.harness import ROOT, BotProcess, wait_for
 from tests.standins.telegram_api import Call, TelegramAPI
 
 WEBHOOK_TOKEN = "1000001:webhook-token_ABCdef"
@@ -712,6 +712,13 @@ def test_a_member_who_blocked_the_bot_is_not_retried(api: TelegramAPI,
     assert [c.status for c in attempts] == [403], "one try; the rest of the turn is dropped"
     logs = webhook_bot.logs()
     assert "blocked the bot" in logs and str(member.id) not in logs
+    # Recorded, so broadcasts skip them; writing to us again makes them reachable.
+    wait_for(lambda: webhook_bot.query("SELECT unreachable FROM contacts WHERE address = ?",
+                                       (member.address,))[0][0])
+    api.account(WEBHOOK_TOKEN).blocked.discard(member.id)
+    member.send("/help")
+    assert webhook_bot.query("SELECT unreachable FROM contacts WHERE address = ?",
+                             (member.address,))[0][0] is None
 
 
 @pytest.mark.usefixtures("webhook_bot")

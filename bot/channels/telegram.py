@@ -373,8 +373,10 @@ class Sender:
     as the per-chat and overall limits allow. A 429 pauses all sending for its
     `retry_after`, then the same message is sent again; a 403 (blocked) drops the rest."""
 
-    def __init__(self, api: BotAPI, *, report: Report, scrub: Callable[[object], str]) -> None:
+    def __init__(self, api: BotAPI, *, report: Report, scrub: Callable[[object], str],
+                 on_blocked: Callable[[int], Awaitable[None]] | None = None) -> None:
         self.api = api
+        self._on_blocked = on_blocked
         self.overall = overall_budget(api.token)
         self._chats: dict[int, TokenBucket] = {}
         self._lines: dict[int, deque[Outgoing]] = {}
@@ -431,6 +433,11 @@ class Sender:
             while line:
                 if await self._deliver(line[0]) is Delivery.BLOCKED:
                     line.clear()
+                    if self._on_blocked is not None:
+                        try:
+                            await self._on_blocked(chat_id)
+                        except Exception:
+                            log.exception("telegram: could not record a blocked member")
                     break
                 line.popleft()
         finally:
@@ -623,10 +630,21 @@ class TelegramChannel:
         )
         self.api = BotAPI(self.token, base_url=f"{settings.telegram_api_url}/bot",
                           request=self._requests[0], get_updates_request=self._requests[1])
-        self.sender = Sender(self.api, report=self._report, scrub=self.scrub)
+        self.sender = Sender(self.api, report=self._report, scrub=self.scrub,
+                             on_blocked=self._blocked)
         self.desk = Desk(bot, self.api)  # organizer commands, for the ORGANIZERS list only
         self._problems: dict[str, str] = {}
         self._task: asyncio.Task[None] | None = None
+
+    async def _blocked(self, chat_id: int) -> None:
+        """A member blocked the bot (403 on a reply): broadcasts skip them until they write."""
+        address = address_of(chat_id)
+
+        async def job(conn: Any) -> None:
+            await conn.execute("UPDATE contacts SET unreachable = 'blocked the bot (Telegram "
+                               "403)' WHERE address = ?", (address,))
+
+        await self.bot.store.write(job)
 
     # lifecycle
 
