@@ -566,7 +566,6 @@ class Sender:
                     if row["region"] not in regions:
                         waiting += 1
                         continue
-                    await pacer.wait()
                     await slots.acquire()
                     sent_any = True
                     task = asyncio.create_task(self._send_one(bid, outlet, pacer, row, texts))
@@ -593,16 +592,9 @@ class Sender:
     async def _send_one(self, bid: int, outlet: Outlet, pacer: SlidingWindow,
                         row: Any, texts: dict[str, str]) -> None:
         contact_id = int(row["contact_id"])
-        contact = await self.bot.store.fetchone(
-            "SELECT c.stopped, c.unreachable, c.updated_at, s.opted_in_updates FROM contacts c "
-            "LEFT JOIN "
-            "signatures s ON s.contact_id = c.id AND s.campaign = ? WHERE c.id = ?",
-            (self.bot.campaign.id, contact_id))
-        if contact is None or contact["stopped"] or contact["unreachable"] or \
-                not contact["opted_in_updates"]:
-            await self._set(bid, contact_id, "skipped", error="opted out or unreachable since")
-            self.progress.skipped += 1
-            self.on_progress(self.progress)
+        contact = await self._still_wanted(contact_id)
+        if contact is None:
+            await self._skip_gone(bid, contact_id)
             return
         text = texts.get(row["language"]) or texts[self.bot.campaign.default_language]
         if outlet.channel == "sms":
@@ -617,6 +609,13 @@ class Sender:
                 self.on_progress(self.progress)
                 return
         await self._set(bid, contact_id, "sending", attempt=True)
+        # Paced here, right before the platform call, not before the write above: an fsync
+        # that stalls the write would otherwise release a bunch of sends at once. Whoever
+        # stopped while this send waited its turn is not sent to.
+        await pacer.wait()
+        if await self._still_wanted(contact_id) is None:
+            await self._skip_gone(bid, contact_id)
+            return
         try:
             if template is not None:
                 result = await outlet.send_template(  # type: ignore[attr-defined]
@@ -627,6 +626,22 @@ class Sender:
             log.exception("broadcast %d: send failed", bid)
             result = SendResult(Outcome.AMBIGUOUS, error=f"send failed: {exc}")
         await self._record(bid, contact_id, row, pacer, result)
+
+    async def _still_wanted(self, contact_id: int) -> Any:
+        """The contact, if it has not stopped, become unreachable or opted out since."""
+        contact = await self.bot.store.fetchone(
+            "SELECT c.stopped, c.unreachable, c.updated_at, s.opted_in_updates FROM contacts c "
+            "LEFT JOIN signatures s ON s.contact_id = c.id AND s.campaign = ? WHERE c.id = ?",
+            (self.bot.campaign.id, contact_id))
+        if contact is None or contact["stopped"] or contact["unreachable"] or \
+                not contact["opted_in_updates"]:
+            return None
+        return contact
+
+    async def _skip_gone(self, bid: int, contact_id: int) -> None:
+        await self._set(bid, contact_id, "skipped", error="opted out or unreachable since")
+        self.progress.skipped += 1
+        self.on_progress(self.progress)
 
     async def _record(self, bid: int, contact_id: int, row: Any, pacer: SlidingWindow,
                       result: SendResult) -> None:
