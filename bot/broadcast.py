@@ -45,7 +45,7 @@ from bot.logs import mask
 from bot.pacing import SlidingWindow
 from bot.segments import Segment, parse_segment
 from bot.sms_text import cost, to_gsm7
-from bot.store import utcnow
+from bot.store import process_alive, utcnow
 from flows.keywords import Keyword, words_for
 from flows.words import fold
 
@@ -422,15 +422,7 @@ def _owner_is_dead(owner: str | None) -> bool:
         return False
     host, _, rest = owner.partition(":")
     pid = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
+    return host == socket.gethostname() and pid.isdigit() and not process_alive(int(pid))
 
 
 class Sender:

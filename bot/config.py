@@ -142,11 +142,12 @@ class Settings:
     def telegram_off_reason(self) -> str | None:
         return None if self.telegram_token else "not configured: set TELEGRAM_BOT_TOKEN"
 
-    def is_organizer(self, address: str) -> bool:
-        """`address` is a contact address (`+1416…`, `telegram:123`)."""
-        if address.startswith(("telegram:", "whatsapp:")):
-            return address in self.organizers
-        return f"sms:{address}" in self.organizers
+
+def is_organizer(organizers: frozenset[str], address: str) -> bool:
+    """Is the contact `address` (`+1416…`, `telegram:123`, `whatsapp:+1…`) on ORGANIZERS?"""
+    if address.startswith(("telegram:", "whatsapp:")):
+        return address in organizers
+    return f"sms:{address}" in organizers
 
 
 def load_settings(environ: dict[str, str] | None = None, cwd: Path | None = None) -> Settings:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from functools import partial
 
 from bot.campaign import Campaign
+from bot.config import is_organizer
 from bot.i18n import Catalogs
 from bot.logs import mask
 from bot.store import ContactRow, Store, TurnRecord, write_turn
@@ -143,9 +144,7 @@ class Engine:
         self._counter = _Counter(store, campaign.id)
 
     def is_organizer(self, address: str) -> bool:
-        if address.startswith(("telegram:", "whatsapp:")):
-            return address in self.organizers
-        return f"sms:{address}" in self.organizers
+        return is_organizer(self.organizers, address)
 
     async def handle(self, msg: Inbound) -> Outcome:
         """Process one message exactly once and return what to answer."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import sqlite3
 import time
 import uuid
@@ -199,6 +200,18 @@ SCHEMA_VERSION = len(MIGRATIONS)
 #: Address prefix of the console simulator's contacts (`sandbox:<session>:<n>`): they talk to
 #: the real engine but are never counted, exported, broadcast to or synced.
 SANDBOX = "sandbox:"
+
+
+def process_alive(pid: int) -> bool:
+    """Is process `pid` on this host running? (The leases of sync and broadcasts take over at
+    once from a dead holder on the same host.) A process we may not signal is alive."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def utcnow() -> str:

@@ -38,7 +38,7 @@ from typing import Any
 
 import aiosqlite
 
-from bot.store import Store, StoreError
+from bot.store import Store, StoreError, process_alive
 from bot.sync.base import (
     COLUMNS,
     DONE,
@@ -344,16 +344,6 @@ class SyncBusy(Exception):
     """Another sync holds the outbox; the message names it."""
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 class Lease:
     def __init__(self, store: Store, name: str = "outbox") -> None:
         self.store = store
@@ -372,7 +362,7 @@ class Lease:
             ) as cur:
                 row = await cur.fetchone()
             if row is not None and row["owner"] != self.owner and row["expires_at"] > stamp(now):
-                dead = row["host"] == self.host and row["pid"] != self.pid and not _alive(
+                dead = row["host"] == self.host and row["pid"] != self.pid and not process_alive(
                     int(row["pid"]))
                 if not dead:
                     return f"pid {row['pid']} on {row['host']}"
