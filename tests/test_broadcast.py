@@ -66,6 +66,15 @@ def env_for(workdir: Path, api: TwilioAPI, **extra: str) -> dict[str, str]:
             "BOT_DB": str(workdir / "bot.sqlite3")}
 
 
+def start_broadcast(workdir: Path, env: dict[str, str],
+                    stdout: int = subprocess.DEVNULL) -> subprocess.Popen[str]:
+    """`broadcast --yes` of MESSAGE, running in the background (to kill or interrupt)."""
+    (workdir / "update.toml").write_text(MESSAGE, encoding="utf-8")
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "run_bot.py"), "broadcast", "--message-file", "update.toml",
+         "--yes"], cwd=workdir, env=env, stdout=stdout, stderr=subprocess.DEVNULL, text=True)
+
+
 def broadcast(workdir: Path, api: TwilioAPI, *args: str, message: str = MESSAGE,
               **extra: str) -> subprocess.CompletedProcess[str]:
     (workdir / "update.toml").write_text(message, encoding="utf-8")
@@ -239,11 +248,7 @@ def test_kill_mid_broadcast_then_resume_sends_nobody_twice(tmp_path: Path,
                                                           api: TwilioAPI) -> None:
     n = 400
     seed(tmp_path / "bot.sqlite3", [{"language": "en"} for _ in range(n)])
-    (tmp_path / "update.toml").write_text(MESSAGE)
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "run_bot.py"), "broadcast", "--message-file", "update.toml",
-         "--yes"], cwd=tmp_path, env=env_for(tmp_path, api, SEND_RATE_SMS="100"),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = start_broadcast(tmp_path, env_for(tmp_path, api, SEND_RATE_SMS="100"))
     deadline = time.monotonic() + 30
     while len(api.sent) < 100 and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -283,12 +288,8 @@ def live(tmp_path_factory: pytest.TempPathFactory,
 
 def test_stop_mid_broadcast_is_honoured(live: BotProcess, api: TwilioAPI) -> None:
     workdir = live.workdir
-    (workdir / "update.toml").write_text(MESSAGE)
     env = {**env_for(workdir, api, SEND_RATE_SMS="10"), "BOT_PORT": str(live.port)}
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "run_bot.py"), "broadcast", "--message-file", "update.toml",
-         "--yes"], cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-        text=True)
+    proc = start_broadcast(workdir, env, stdout=subprocess.PIPE)
     last = "+14165558029"  # sent last (highest contact id)
     with Twilio(live) as twilio:
         deadline = time.monotonic() + 20
@@ -323,11 +324,7 @@ def test_stop_mid_broadcast_is_honoured(live: BotProcess, api: TwilioAPI) -> Non
 
 def test_serve_resumes_an_unfinished_broadcast(tmp_path: Path, api: TwilioAPI) -> None:
     seed(tmp_path / "bot.sqlite3", [{"language": "en"} for _ in range(60)])
-    (tmp_path / "update.toml").write_text(MESSAGE)
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "run_bot.py"), "broadcast", "--message-file", "update.toml",
-         "--yes"], cwd=tmp_path, env=env_for(tmp_path, api, SEND_RATE_SMS="20"),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = start_broadcast(tmp_path, env_for(tmp_path, api, SEND_RATE_SMS="20"))
     deadline = time.monotonic() + 20
     while len(api.sent) < 10 and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -356,11 +353,7 @@ def test_quiet_hours_hold_messages(tmp_path: Path, api: TwilioAPI) -> None:
     now = time.gmtime()
     # A window of one hour that is not now anywhere in Canada's zones... use an empty window.
     hours = f"{(now.tm_hour + 12) % 24:02d}-{(now.tm_hour + 13) % 24:02d}"
-    (tmp_path / "update.toml").write_text(MESSAGE)
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "run_bot.py"), "broadcast", "--message-file", "update.toml",
-         "--yes"], cwd=tmp_path, env={**env_for(tmp_path, api), "BROADCAST_HOURS": hours},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = start_broadcast(tmp_path, {**env_for(tmp_path, api), "BROADCAST_HOURS": hours})
     time.sleep(3)
     proc.send_signal(signal.SIGINT)
     proc.wait(timeout=10)
