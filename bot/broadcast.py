@@ -74,6 +74,10 @@ class BroadcastError(Exception):
     """The message file, segment or settings are wrong; the message says how to fix it."""
 
 
+class LeaseHeld(BroadcastError):
+    """Another live process is sending this broadcast."""
+
+
 # --- the message file -------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -286,9 +290,15 @@ def format_plan(p: Plan) -> str:
 
 # --- persistence ------------------------------------------------------------------------
 
-async def create(bot: Bot, p: Plan) -> tuple[int, bool]:
+def _stamp(at: datetime) -> str:
+    return at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+async def create(bot: Bot, p: Plan, owner: str | None = None) -> tuple[int, bool]:
     """The broadcast for this plan: an unfinished one with the same texts and segment is
-    resumed (returns its id and False), else a new one with its recipients (id, True)."""
+    resumed (returns its id and False), else a new one with its recipients (id, True).
+    A new one is born leased to `owner` when given, so no other process (serve's worker)
+    can take it between its creation and its sender's first claim."""
     existing = await bot.store.fetchone(
         "SELECT id FROM broadcasts WHERE key = ? AND status = 'running' ORDER BY id DESC LIMIT 1",
         (p.key,),
@@ -301,9 +311,11 @@ async def create(bot: Bot, p: Plan) -> tuple[int, bool]:
 
     async def job(conn: aiosqlite.Connection) -> int:
         cursor = await conn.execute(
-            "INSERT INTO broadcasts (key, segment, texts, created_at) VALUES (?, ?, ?, ?)",
+            "INSERT INTO broadcasts (key, segment, texts, created_at, lease_owner, "
+            "lease_expires) VALUES (?, ?, ?, ?, ?, ?)",
             (p.key, p.segment.text,
-             json.dumps({**p.texts, TEMPLATES_KEY: p.templates}, ensure_ascii=False), utcnow()),
+             json.dumps({**p.texts, TEMPLATES_KEY: p.templates}, ensure_ascii=False), utcnow(),
+             owner, _stamp(datetime.now(UTC) + LEASE) if owner else None),
         )
         bid = int(cursor.lastrowid or 0)
         marks = ", ".join("?" * len(languages))
@@ -416,6 +428,33 @@ class Progress:
         return self.sent + self.failed + self.skipped
 
 
+def tally(p: Progress, c: dict[str, int]) -> Progress:
+    """Fill `p` from the recipients' states (`counts`)."""
+    p.total = sum(c.values())
+    p.sent = c.get("sent", 0) + c.get("delivered", 0)
+    p.failed = c.get("failed", 0) + c.get("undelivered", 0)
+    p.skipped = c.get("skipped", 0)
+    return p
+
+
+async def follow(bot: Bot, bid: int, on_progress: Callable[[Progress], None],
+                 every: float = 0.5) -> Progress | None:
+    """Watch broadcast `bid` while another process sends it: its counts until it is done
+    (returns them), or None once its lease is let go or its owner died, so the caller can
+    take it over."""
+    progress = Progress()
+    while True:
+        row = await bot.store.fetchone(
+            "SELECT status, lease_owner, lease_expires FROM broadcasts WHERE id = ?", (bid,))
+        on_progress(tally(progress, await counts(bot, bid)))
+        if row is None or row["status"] != "running":
+            return progress
+        if row["lease_owner"] is None or _owner_is_dead(row["lease_owner"]) or \
+                (row["lease_expires"] or "") < _stamp(datetime.now(UTC)):
+            return None
+        await asyncio.sleep(every)
+
+
 def _owner_is_dead(owner: str | None) -> bool:
     """A lease owner `host:pid:token` on this host whose process is gone."""
     if not owner:
@@ -444,8 +483,7 @@ class Sender:
     async def claim(self, bid: int) -> bool:
         """Take (or renew) the lease: free, ours, expired, or held by a dead process here."""
         now = datetime.now(UTC)
-        expires = (now + LEASE).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        current = now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        expires, current = _stamp(now + LEASE), _stamp(now)
         row = await self.bot.store.fetchone("SELECT lease_owner FROM broadcasts WHERE id = ?",
                                             (bid,))
         dead = row["lease_owner"] if row and _owner_is_dead(row["lease_owner"]) else None
@@ -474,8 +512,8 @@ class Sender:
     async def run(self, bid: int) -> Progress:
         """Send what is left of broadcast `bid`; returns the final counts."""
         if not await self.claim(bid):
-            raise BroadcastError(f"broadcast {bid} is being sent by another process; "
-                                 "it will go on there (or try again in a few seconds)")
+            raise LeaseHeld(f"broadcast {bid} is being sent by another process; "
+                            "it will go on there (or try again in a few seconds)")
         renew = asyncio.create_task(self._renew(bid))
         finished = False
         try:
@@ -513,13 +551,8 @@ class Sender:
                         "marked skipped, not sent again", bid, n)
 
     async def _refresh(self, bid: int) -> None:
-        c = await counts(self.bot, bid)
-        p = self.progress
-        p.total = sum(c.values())
-        p.sent = c.get("sent", 0) + c.get("delivered", 0)
-        p.failed = c.get("failed", 0) + c.get("undelivered", 0)
-        p.skipped = c.get("skipped", 0)
-        self.on_progress(p)
+        tally(self.progress, await counts(self.bot, bid))
+        self.on_progress(self.progress)
 
     async def _set(self, bid: int, contact_id: int, state: str, *, platform_id: str | None = None,
                    error: str | None = None, attempt: bool = False) -> None:
@@ -715,8 +748,6 @@ async def run_command(bot: Bot, args: argparse.Namespace) -> int:
         if answer.strip().lower() not in ("y", "yes"):
             print("Not sent.")
             return 1
-    bid, new = await create(bot, p)
-    print(f"{'Sending' if new else 'Resuming'} broadcast {bid}.", flush=True)
     from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
     from rich.progress import Progress as Bar
 
@@ -735,11 +766,25 @@ async def run_command(bot: Bot, args: argparse.Namespace) -> int:
 
         async with open_outlets(bot) as outlets:
             sender = Sender(bot, outlets, rates(bot), show)
-            try:
-                result = await sender.run(bid)
-            except BroadcastError as exc:
-                print(f"error: {exc}", file=sys.stderr)
-                return 1
+            bid, new = await create(bot, p, owner=sender.owner)
+            print(f"{'Sending' if new else 'Resuming'} broadcast {bid}.", flush=True)
+            told = False
+            while True:
+                try:
+                    result = await sender.run(bid)
+                    break
+                except LeaseHeld:
+                    # serve (or another run) is sending it: show its progress; take over
+                    # only if it lets go before the end.
+                    if not told:
+                        told = True
+                        print(f"Broadcast {bid} is being sent by another process (serve?); "
+                              "showing its progress. Ctrl-C stops watching, not the broadcast.",
+                              flush=True)
+                    followed = await follow(bot, bid, show)
+                    if followed is not None:
+                        result = followed
+                        break
     print(f"Broadcast {bid}: {result.sent} sent, {result.failed} failed, {result.skipped} "
           f"skipped" + (f", {result.waiting} waiting for BROADCAST_HOURS" if result.waiting
                         else ""))

@@ -365,3 +365,63 @@ def test_quiet_hours_hold_messages(tmp_path: Path, api: TwilioAPI) -> None:
 
 def test_health_is_unaffected(live: BotProcess) -> None:
     assert httpx.get(live.url + "/healthz").status_code == 200
+
+
+def test_rerun_while_serve_sends_follows_its_progress(tmp_path: Path, api: TwilioAPI) -> None:
+    """A `broadcast` killed mid-way is taken over by serve's worker; running the command again
+    then shows serve's progress to the end (exit 0) instead of failing or sending twice."""
+    seed(tmp_path / "bot.sqlite3", [{"language": "en"} for _ in range(60)])
+    proc = start_broadcast(tmp_path, env_for(tmp_path, api, SEND_RATE_SMS="20"))
+    deadline = time.monotonic() + 20
+    while len(api.sent) < 5 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    bot = BotProcess(tmp_path, sms_env(TWILIO_API_URL=api.url, BROADCAST_HOURS="00-24",
+                                       SEND_RATE_SMS="10")).start()
+    try:
+        owner = lambda: bot.query("SELECT lease_owner FROM broadcasts")[0][0] or ""  # noqa: E731
+        deadline = time.monotonic() + 20
+        while f":{proc.pid}:" in owner() or not owner():
+            assert time.monotonic() < deadline, "serve never took the broadcast over"
+            time.sleep(0.05)
+        result = broadcast(tmp_path, api, "--yes", SEND_RATE_SMS="100")
+        assert result.returncode == 0, result.stderr
+        assert "Resuming broadcast 1" in result.stdout
+        assert "being sent by another process" in result.stdout
+        assert bot.query("SELECT status FROM broadcasts")[0][0] == "done"
+    finally:
+        bot.stop()
+    counts = Counter(s.to for s in api.sent)
+    assert max(counts.values()) == 1, "somebody got the update twice"
+    states = Counter(r[0] for r in bot.query("SELECT state FROM broadcast_recipients"))
+    assert states["sent"] + states["skipped"] == 60
+    assert f"Broadcast 1: {states['sent']} sent" in result.stdout
+
+
+def test_a_new_broadcast_is_leased_to_its_creator_at_once(tmp_path: Path) -> None:
+    """serve's worker must not take a broadcast between its creation by `broadcast` and the
+    command's first claim (the race that once made the command fail)."""
+    import asyncio
+
+    from bot import broadcast as b
+    from bot.app import open_bot
+    from bot.config import load_settings
+
+    seed(tmp_path / "bot.sqlite3", [{"language": "en"}])
+    (tmp_path / "update.toml").write_text(MESSAGE, encoding="utf-8")
+
+    async def go() -> tuple[bool, bool, bool]:
+        settings = load_settings({**sms_env(), "BOT_DB": str(tmp_path / "bot.sqlite3")},
+                                 cwd=tmp_path)
+        async with open_bot(settings) as bot:
+            message = b.load_message_file(tmp_path / "update.toml", bot.campaign.languages,
+                                          bot.campaign.default_language)
+            plan = await b.plan(bot, message, None)
+            creator = b.Sender(bot, {}, {})
+            bid, new = await b.create(bot, plan, owner=creator.owner)
+            worker = b.Sender(bot, {}, {})
+            return new, await worker.claim(bid), await creator.claim(bid)
+
+    new, worker_got_it, creator_kept_it = asyncio.run(go())
+    assert new and not worker_got_it and creator_kept_it

@@ -33,7 +33,7 @@ class Request:
 
 @dataclass
 class Misbehave:
-    status: int  # 500, 429, 200 (empty body), 4xx; 0: hang for `delay` seconds, then 200
+    status: int  # 500, 429, 200 (empty body), 4xx; 0: record it, then answer 200 `delay` s late
     body: str = ""
     delay: float = 0.0
     retry_after: str | None = None
@@ -90,14 +90,15 @@ class OsdiAPI:
                 if self.headers.get("OSDI-API-Token") != api.api_key:
                     self._send(401, {"error": "API Key invalid or not present"})
                     return
-                if trick is not None:
-                    if trick.status == 0:
-                        time.sleep(trick.delay)
-                    else:
-                        headers = {"Retry-After": trick.retry_after} if trick.retry_after else None
-                        self._send(trick.status, trick.body or None, headers)
-                        return
+                if trick is not None and trick.status != 0:
+                    headers = {"Retry-After": trick.retry_after} if trick.retry_after else None
+                    self._send(trick.status, trick.body or None, headers)
+                    return
+                # Recorded on arrival: a slow answer (trick status 0) comes after the store
+                # has kept the signature, and never lands in a later test after its reset.
                 status, payload = api._answer(method, self.path, body)
+                if trick is not None:
+                    time.sleep(trick.delay)
                 self._send(status, payload)
 
             def do_POST(self) -> None:  # noqa: N802
