@@ -38,7 +38,7 @@ import re
 import time
 import warnings
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
@@ -67,6 +67,7 @@ from bot.config import Settings
 from bot.delivery import Outcome, SendResult
 from bot.engine import Inbound
 from bot.i18n import Catalogs
+from bot.lines import Lines
 from bot.logs import mask
 from bot.organizer import Desk
 from bot.store import StoreError
@@ -381,45 +382,24 @@ class Sender:
         self._on_blocked = on_blocked
         self.overall = overall_budget(api.token)
         self._chats: dict[int, TokenBucket] = {}
-        self._lines: dict[int, deque[Outgoing]] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._lines: Lines[int, Outgoing] = Lines(self._send, "telegram")
         self._report = report
         self._scrub = scrub
 
     def reply(self, chat_id: int, replies: Iterable[Reply]) -> None:
         """Queue replies to a member; sent in order, in the background."""
-        items = [Outgoing(chat_id, text, markup) for r in replies for text, markup in render(r)]
-        if not items:
-            return
-        line = self._lines.get(chat_id)
-        if line is not None:
-            line.extend(items)
-            return
-        self._lines[chat_id] = deque(items)
-        self._spawn(self._drain(chat_id), "telegram-reply")
+        self._lines.put(chat_id, (Outgoing(chat_id, text, markup)
+                                  for r in replies for text, markup in render(r)))
 
     def answer(self, callback_id: str) -> None:
         """Answer a button press (stops its spinner), in the background."""
-        self._spawn(self._answer(callback_id), "telegram-callback")
+        self._lines.spawn(self._answer(callback_id), "telegram-callback")
 
     async def close(self, grace: float = STOP_GRACE) -> None:
         """Give queued replies `grace` seconds, then stop."""
-        if self._tasks:
-            _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
-            for task in pending:
-                task.cancel()
-            for task in pending:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-            if pending:
-                log.warning("telegram: stopped with %d chats' replies unsent", len(pending))
+        await self._lines.close(grace)
 
     # inside
-
-    def _spawn(self, job: Coroutine[Any, Any, Any], name: str) -> None:
-        task = asyncio.create_task(job, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     def _chat(self, chat_id: int) -> TokenBucket:
         bucket = self._chats.get(chat_id)
@@ -429,21 +409,16 @@ class Sender:
             bucket = self._chats[chat_id] = TokenBucket(CHAT_RATE, CHAT_BURST)
         return bucket
 
-    async def _drain(self, chat_id: int) -> None:
-        line = self._lines[chat_id]
-        try:
-            while line:
-                if await self._deliver(line[0]) is Delivery.BLOCKED:
-                    line.clear()
-                    if self._on_blocked is not None:
-                        try:
-                            await self._on_blocked(chat_id)
-                        except Exception:
-                            log.exception("telegram: could not record a blocked member")
-                    break
-                line.popleft()
-        finally:
-            self._lines.pop(chat_id, None)
+    async def _send(self, chat_id: int, item: Outgoing) -> bool:
+        """One message of a member's line; False drops the rest (they blocked the bot)."""
+        if await self._deliver(item) is not Delivery.BLOCKED:
+            return True
+        if self._on_blocked is not None:
+            try:
+                await self._on_blocked(chat_id)
+            except Exception:
+                log.exception("telegram: could not record a blocked member")
+        return False
 
     async def _deliver(self, item: Outgoing) -> Delivery:
         attempt = 0

@@ -1,0 +1,86 @@
+"""Replies to members, in the background: one line per member, in order, members in parallel.
+
+What is put on a member's line goes out one item at a time, in the order it was put; each
+member's line drains on its own task, so a slow or rate-limited member holds up nobody else,
+and the request that produced the replies never waits for them. Used by the Telegram and
+WhatsApp reply lanes (bulk sends go through `bot.broadcast`, never through here).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine, Hashable, Iterable
+from typing import Any, Generic, TypeVar
+
+log = logging.getLogger(__name__)
+
+K = TypeVar("K", bound=Hashable)
+T = TypeVar("T")
+
+STOP_GRACE = 5.0  # seconds that replies still queued get when the bot stops
+
+
+class Lines(Generic[K, T]):
+    """`deliver(key, item)` sends one item and returns False to drop the rest of that
+    member's line (they blocked the bot, or stopped)."""
+
+    def __init__(self, deliver: Callable[[K, T], Awaitable[bool]], name: str) -> None:
+        self._deliver = deliver
+        self._name = name
+        self._lines: dict[K, deque[T]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def put(self, key: K, items: Iterable[T]) -> None:
+        """Queue items for one member, after what is already on their line."""
+        batch = list(items)
+        if not batch:
+            return
+        line = self._lines.get(key)
+        if line is not None:
+            line.extend(batch)
+            return
+        self._lines[key] = deque(batch)
+        self.spawn(self._drain(key), f"{self._name}-line")
+
+    def spawn(self, job: Coroutine[Any, Any, Any], name: str) -> None:
+        """Run a small side job (answering a button press) under the same shutdown."""
+        task = asyncio.create_task(job, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    @property
+    def waiting(self) -> int:
+        """Items queued and not yet sent, over all lines."""
+        return sum(len(line) for line in self._lines.values())
+
+    async def close(self, grace: float = STOP_GRACE) -> None:
+        """Give what is queued `grace` seconds, then stop."""
+        if not self._tasks:
+            return
+        _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
+        for task in pending:
+            task.cancel()
+        for task in pending:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if pending:
+            log.warning("%s: stopped with %d members' replies unsent", self._name, len(pending))
+
+    async def _drain(self, key: K) -> None:
+        line = self._lines[key]
+        try:
+            while line:
+                try:
+                    keep_going = await self._deliver(key, line[0])
+                except Exception:
+                    log.exception("%s: a reply could not be sent", self._name)
+                    keep_going = True
+                if not keep_going:
+                    line.clear()
+                    break
+                line.popleft()
+        finally:
+            self._lines.pop(key, None)
