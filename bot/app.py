@@ -22,6 +22,7 @@ class Bot:
     store: Store
     engine: Engine
     telegram: Any = None  # the running TelegramChannel inside `serve`, else None
+    whatsapp: Any = None  # WhatsApp's reply lane for buttons (WhatsAppReplies) inside `serve`
 
 
 def load_texts(settings: Settings) -> tuple[Campaign, Catalogs]:

@@ -90,6 +90,7 @@ class Settings:
     twilio_api_url: str
     twilio_whatsapp_number: str | None
     twilio_keywords: str
+    whatsapp_buttons: bool  # choices as tappable Twilio Content, else numbered text
     central_store_url: str
     central_store_api_key: str | None
     organizers: frozenset[str]
@@ -128,6 +129,14 @@ class Settings:
     @property
     def whatsapp_enabled(self) -> bool:
         return self.whatsapp_off_reason is None
+
+    @property
+    def twilio_content_url(self) -> str:
+        """The Content API: content.twilio.com beside the real REST API, else (a stand-in)
+        the same base URL."""
+        if self.twilio_api_url == "https://api.twilio.com":
+            return "https://content.twilio.com"
+        return self.twilio_api_url
 
     @property
     def twilio_enabled(self) -> bool:
@@ -186,6 +195,9 @@ def load_settings(environ: dict[str, str] | None = None, cwd: Path | None = None
         raise ConfigError(
             f"TWILIO_WHATSAPP_NUMBER={whatsapp!r} must look like whatsapp:+14155238886"
         )
+    buttons = (get("WHATSAPP_BUTTONS", "on") or "on").lower()
+    if buttons not in ("on", "off"):
+        raise ConfigError(f"WHATSAPP_BUTTONS={buttons!r} must be 'on' or 'off'")
     central = get("CENTRAL_STORE_URL") or f"sqlite:///{cwd / 'data' / 'central.sqlite3'}"
     if not central.startswith(("sqlite:///", "postgresql://", "postgres://", "https://", "http://")):
         raise ConfigError(
@@ -207,6 +219,7 @@ def load_settings(environ: dict[str, str] | None = None, cwd: Path | None = None
         twilio_api_url=(get("TWILIO_API_URL") or "https://api.twilio.com").rstrip("/"),
         twilio_whatsapp_number=whatsapp,
         twilio_keywords=keywords,
+        whatsapp_buttons=buttons == "on",
         central_store_url=central,
         central_store_api_key=get("CENTRAL_STORE_API_KEY"),
         organizers=_organizers(get("ORGANIZERS", "") or ""),

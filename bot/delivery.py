@@ -25,7 +25,8 @@ class SendResult:
 
 
 class Outlet(Protocol):
-    """A channel's bulk sender (broadcasts). Member replies never go through it."""
+    """A channel's sender through its platform's REST API: broadcasts use one, and WhatsApp's
+    replies with buttons their own (never a broadcast's, so they never wait behind one)."""
 
     channel: str
 

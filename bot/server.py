@@ -10,11 +10,13 @@ import signal
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import uvicorn
 
 from bot import broadcast, sync
 from bot.app import Bot, open_bot
 from bot.channels.telegram import TelegramChannel
+from bot.channels.whatsapp import WhatsAppReplies
 from bot.config import Settings
 from bot.web import create_app
 
@@ -82,6 +84,10 @@ async def serve(settings: Settings) -> int:
         if settings.telegram_enabled:
             bot.telegram = TelegramChannel(bot, health)
             await bot.telegram.start()
+        whatsapp_client = None
+        if settings.whatsapp_enabled and settings.whatsapp_buttons:
+            whatsapp_client = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=5.0))
+            bot.whatsapp = WhatsAppReplies(bot, whatsapp_client)
         log.info("campaign %s, languages %s; listening on http://%s:%d (public URL %s)",
                  bot.campaign.id, ",".join(bot.campaign.languages), settings.host, settings.port,
                  settings.public_url)
@@ -91,6 +97,10 @@ async def serve(settings: Settings) -> int:
         finally:
             if bot.telegram is not None:
                 await bot.telegram.stop()
+            if bot.whatsapp is not None:
+                await bot.whatsapp.close()
+            if whatsapp_client is not None:
+                await whatsapp_client.aclose()
             for task in workers:
                 task.cancel()
             for task in workers:

@@ -195,6 +195,15 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX console_sandbox_session ON console_sandbox (session, id);
     """,
+    # 6: WhatsApp's tappable choices: the Twilio Content made once per language and choice
+    # set (bot/channels/whatsapp.py), so it is never made twice.
+    """
+    CREATE TABLE whatsapp_contents (
+        key TEXT PRIMARY KEY,                  -- hash of the content's language and types
+        sid TEXT NOT NULL,                     -- Twilio's ContentSid, HX…
+        created_at TEXT NOT NULL
+    ) WITHOUT ROWID;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 #: Address prefix of the console simulator's contacts (`sandbox:<session>:<n>`): they talk to

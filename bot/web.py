@@ -67,6 +67,11 @@ def create_app(bot: Bot, health: dict[str, Any] | None = None) -> Starlette:
         except Exception:
             log.exception("sms: a message could not be handled")
             return xml(EMPTY_TWIML)
+        lane = bot.whatsapp if msg.channel == sms.WHATSAPP else None
+        if lane is not None and lane.takes(outcome.replies):
+            if not outcome.duplicate:  # a repeat gets the same empty TwiML, nothing resent
+                lane.reply(msg.address, outcome.replies)
+            return xml(EMPTY_TWIML)
         return xml(sms.twiml(outcome.replies, bot.campaign, msg.channel))
 
     async def twilio_status(request: Request) -> Response:

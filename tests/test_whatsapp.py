@@ -1,28 +1,88 @@
-"""WhatsApp through Twilio: same webhook, same engine and flows, contacts `whatsapp:+E164`."""
+"""WhatsApp through Twilio: same webhook, same engine and flows, contacts `whatsapp:+E164`.
+
+Replies come back in TwiML, or (a turn with choices: buttons) through the local Twilio REST
+stand-in as Content; `wa` returns what the member reads either way."""
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Iterator
 
 import pytest
 
-from tests.harness import BOT_NUMBER, BotProcess, Twilio, new_number, sms_env
+from tests.harness import (
+    ACCOUNT_SID,
+    AUTH_TOKEN,
+    BOT_NUMBER,
+    BotProcess,
+    Twilio,
+    new_number,
+    new_sid,
+    sms_env,
+    wait_for,
+)
+from tests.standins.twilio_api import Sent, TwilioAPI
 
 WA_NUMBER = "whatsapp:+14155238886"
 
 
 @pytest.fixture(scope="module")
-def bot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BotProcess]:
+def api() -> Iterator[TwilioAPI]:
+    with TwilioAPI(ACCOUNT_SID, AUTH_TOKEN) as stand_in:
+        stand_in.strict_content = True
+        yield stand_in
+
+
+@pytest.fixture(scope="module")
+def bot(tmp_path_factory: pytest.TempPathFactory, api: TwilioAPI) -> Iterator[BotProcess]:
     process = BotProcess(tmp_path_factory.mktemp("wa"),
-                         sms_env(TWILIO_WHATSAPP_NUMBER=WA_NUMBER)).start()
+                         sms_env(TWILIO_WHATSAPP_NUMBER=WA_NUMBER,
+                                 TWILIO_API_URL=api.url)).start()
     yield process
     process.stop()
 
 
+#: the module's stand-in, for `wa` (set by the autouse fixture below)
+_API: list[TwilioAPI] = []
+
+
+@pytest.fixture(autouse=True)
+def _stand_in(api: TwilioAPI) -> None:
+    api.refuse_content = 0
+    _API[:] = [api]
+
+
+def rest_replies(phone: str, before: int, timeout: float = 5.0) -> list[Sent]:
+    """The REST messages to `phone` after the first `before`, once the turn's last one (the
+    one with buttons) has come, or whatever came within `timeout`."""
+    api = _API[0]
+    deadline = time.monotonic() + timeout
+    while True:
+        new = api.to(f"whatsapp:{phone}")[before:]
+        if (new and new[-1].content_sid) or time.monotonic() > deadline:
+            return new
+        time.sleep(0.01)
+
+
 def wa(twilio: Twilio, phone: str, body: str, **extra: str) -> list[str]:
+    """Send as the member; what they read back (TwiML, or REST messages for a turn with
+    buttons: then the webhook's own answer is empty)."""
+    before = len(_API[0].to(f"whatsapp:{phone}"))
     answer = twilio.post(twilio.form(f"whatsapp:{phone}", body, To=WA_NUMBER, **extra))
     assert answer.status == 200, answer.body
-    return answer.messages
+    if answer.messages:
+        return answer.messages
+    return [sent.text for sent in rest_replies(phone, before, timeout=1.0)]
+
+
+def buttons(api: TwilioAPI, sent: Sent) -> tuple[str, list[tuple[str, str]]]:
+    """(content type, [(label, id)]) of a message sent as Content."""
+    assert sent.content_sid, f"no buttons on {sent.text!r}"
+    ((kind, spec),) = api.contents[sent.content_sid]["types"].items()
+    pairs = [(a["title"], a["id"]) for a in spec.get("actions", [])] or \
+        [(i["item"], i["id"]) for i in spec.get("items", [])]
+    return kind, pairs
 
 
 FLOWS = [
@@ -34,8 +94,9 @@ FLOWS = [
 @pytest.mark.parametrize("pick,sign,name,yes,goal,lang", FLOWS)
 def test_whole_flow_over_whatsapp(twilio: Twilio, bot: BotProcess, pick: str, sign: str,
                                   name: str, yes: str, goal: str, lang: str) -> None:
+    """Typed, as on a basic phone: the buttons are there, but the words and numbers work."""
     phone = new_number()
-    assert "2 Español" in wa(twilio, phone, "hola")[0]
+    assert len(wa(twilio, phone, "hola")) == 1
     petition = wa(twilio, phone, pick)
     assert sign in petition[1]
     for line in (sign, name, "ON", yes):
@@ -44,6 +105,113 @@ def test_whole_flow_over_whatsapp(twilio: Twilio, bot: BotProcess, pick: str, si
     rows = bot.query("SELECT channel, contact, full_name, language FROM signatures "
                      "WHERE contact = ?", (f"whatsapp:{phone}",))
     assert [tuple(r) for r in rows] == [("whatsapp", f"whatsapp:{phone}", name, lang)]
+
+
+def tap(twilio: Twilio, api: TwilioAPI, phone: str, label: str) -> tuple[list[str], list[Sent]]:
+    """Tap the button (or list item) labelled `label` on the last message with buttons, as
+    WhatsApp reports it: its title in Body, its id in ButtonPayload or ListId. Returns the
+    answer: (TwiML messages, REST messages)."""
+    last = [s for s in api.to(f"whatsapp:{phone}") if s.content_sid][-1]
+    kind, pairs = buttons(api, last)
+    (value,) = [v for lab, v in pairs if lab == label]
+    field = "ListId" if kind == "twilio/list-picker" else "ButtonPayload"
+    before = len(api.to(f"whatsapp:{phone}"))
+    answer = twilio.post(twilio.form(f"whatsapp:{phone}", label, To=WA_NUMBER,
+                                     **{field: value}))
+    assert answer.status == 200
+    if answer.messages:
+        return answer.messages, []
+    return [], rest_replies(phone, before)
+
+
+def test_signing_by_tapping_buttons(twilio: Twilio, api: TwilioAPI, bot: BotProcess) -> None:
+    """Every choice is a button (a list for the ten languages); tapping signs."""
+    phone = new_number()
+    before = len(api.to(f"whatsapp:{phone}"))
+    answer = twilio.post(twilio.form(f"whatsapp:{phone}", "hola", To=WA_NUMBER))
+    assert answer.messages == [], "a turn with buttons answers through the REST API"
+    (welcome,) = rest_replies(phone, before)
+    kind, pairs = buttons(api, welcome)
+    assert kind == "twilio/list-picker" and len(pairs) == 10
+    assert ("2 Español", "lang:es") in pairs and "number" in welcome.text
+    assert welcome.sender == WA_NUMBER
+    assert api.contents[welcome.content_sid]["types"][kind]["button"] == "Choose"
+
+    _, petition = tap(twilio, api, phone, "2 Español")
+    assert len(petition) == 2 and petition[0].content_sid is None  # text, then the button
+    assert buttons(api, petition[1]) == ("twilio/quick-reply", [("Firmar", "SIGN")])
+    ask_name, _ = tap(twilio, api, phone, "Firmar")  # "your name?" has no buttons: TwiML
+    assert len(ask_name) == 1
+    assert wa(twilio, phone, "María López")
+    region = api.to(f"whatsapp:{phone}")[-1]
+    assert buttons(api, region)[1] == [("Saltar", "SKIP")]
+    _, (confirm,) = tap(twilio, api, phone, "Saltar")
+    assert "María López" in confirm.text
+    kind, pairs = buttons(api, confirm)
+    assert kind == "twilio/quick-reply" and [label for label, _ in pairs] == ["Sí", "No"]
+    _, (optin,) = tap(twilio, api, phone, "Sí")
+    assert [label for label, _ in buttons(api, optin)[1]] == ["Sí", "No"]
+    (thanks,), _ = tap(twilio, api, phone, "No")
+    assert "de 20.000" in thanks
+    rows = bot.query("SELECT language, region, opted_in_updates FROM signatures "
+                     "WHERE contact = ?", (f"whatsapp:{phone}",))
+    assert [tuple(r) for r in rows] == [("es", None, 0)]
+
+
+def test_each_content_is_made_once_and_kept(twilio: Twilio, api: TwilioAPI,
+                                            bot: BotProcess) -> None:
+    for _ in range(3):
+        phone = new_number()
+        wa(twilio, phone, "hi")
+        wa(twilio, phone, "1")
+    assert api.content_requests == len(api.contents) >= 2
+    kept = bot.query("SELECT sid FROM whatsapp_contents")
+    assert sorted(r[0] for r in kept) == sorted(api.contents)
+
+
+def test_a_repeated_message_sid_sends_nothing_again(twilio: Twilio, api: TwilioAPI,
+                                                    bot: BotProcess) -> None:
+    phone = new_number()
+    form = twilio.form(f"whatsapp:{phone}", "hi", sid=new_sid(), To=WA_NUMBER)
+    first = twilio.post(form)
+    wait_for(lambda: api.to(f"whatsapp:{phone}"), 5)
+    time.sleep(0.3)  # anything the repeat would wrongly send has time to arrive
+    again = twilio.post(form)
+    time.sleep(0.3)
+    assert again.body == first.body and again.messages == []
+    assert len(api.to(f"whatsapp:{phone}")) == 1
+
+
+def test_content_api_refused_falls_back_to_numbered_text(twilio: Twilio, api: TwilioAPI,
+                                                         bot: BotProcess) -> None:
+    """With the Content API refusing, the member gets the numbered list (and can type)."""
+    bot.restart()  # forget the contents made so far: it must ask the Content API again
+    bot.query("DELETE FROM whatsapp_contents")
+    made = len(api.contents)
+    api.refuse_content = 403
+    phone = new_number()
+    before = len(api.to(f"whatsapp:{phone}"))
+    twilio.post(twilio.form(f"whatsapp:{phone}", "hola", To=WA_NUMBER))
+    (welcome,) = wait_for(lambda: api.to(f"whatsapp:{phone}")[before:], 5)
+    assert welcome.content_sid is None and "2 Español" in welcome.body
+    assert len(api.contents) == made
+    assert "FIRMAR" in wa(twilio, phone, "2")[-1]
+    assert "refused" in bot.logs() or "403" in bot.logs()
+
+
+def test_buttons_off_answers_in_twiml_with_numbers(tmp_path, api: TwilioAPI) -> None:
+    bot = BotProcess(tmp_path, sms_env(TWILIO_WHATSAPP_NUMBER=WA_NUMBER, TWILIO_API_URL=api.url,
+                                       WHATSAPP_BUTTONS="off")).start()
+    try:
+        with Twilio(bot) as twilio:
+            phone = new_number()
+            answer = twilio.post(twilio.form(f"whatsapp:{phone}", "hola", To=WA_NUMBER))
+            assert "2 Español" in answer.messages[0]
+            petition = twilio.post(twilio.form(f"whatsapp:{phone}", "2", To=WA_NUMBER))
+            assert "FIRMAR" in petition.messages[-1]
+    finally:
+        bot.stop()
+    assert api.to(f"whatsapp:{phone}") == []
 
 
 def test_spanish_keeps_its_accents_on_whatsapp(twilio: Twilio) -> None:
@@ -149,7 +317,6 @@ text = "Novedad: la petición llegó al Parlamento."
 
 
 def test_whatsapp_broadcast_free_text_in_window_template_or_skip_outside(tmp_path) -> None:
-    import json
     import sqlite3
     from datetime import UTC, datetime, timedelta
 
@@ -213,3 +380,40 @@ def test_whatsapp_outside_window_without_template_is_skipped_and_counted(tmp_pat
     with sqlite3.connect(db) as conn:
         state, error = conn.execute("SELECT state, error FROM broadcast_recipients").fetchone()
     assert state == "skipped" and "24-hour" in error
+
+
+# --- which content a reply's choices become ----------------------------------------------
+
+def _reply(n: int, label: str = "Sí", numbered: bool = False, text: str = "¿Firmas?"):
+    from flows.types import Choice, Reply
+    return Reply(text, "es", tuple(Choice(f"{label}{i}" if n > 1 else label, str(i))
+                                   for i in range(n)), numbered=numbered)
+
+
+CONTENTS = [
+    # (reply, content type or None for numbered text)
+    pytest.param(_reply(1), "twilio/quick-reply", id="one-button"),
+    pytest.param(_reply(3), "twilio/quick-reply", id="three-buttons"),
+    pytest.param(_reply(4), "twilio/list-picker", id="four-choices-a-list"),
+    pytest.param(_reply(10, numbered=True), "twilio/list-picker", id="ten-languages-a-list"),
+    pytest.param(_reply(11), None, id="eleven-too-many"),
+    pytest.param(_reply(2, label="A" * 21), "twilio/list-picker", id="long-title-in-a-list"),
+    pytest.param(_reply(2, label="A" * 25), None, id="too-long-even-for-a-list"),
+    pytest.param(_reply(2, text="x" * 1025), None, id="text-over-1024"),
+    pytest.param(_reply(0), None, id="no-choices"),
+]
+
+
+@pytest.mark.parametrize("reply,kind", CONTENTS)
+def test_choices_become_the_content_that_fits(reply, kind: str | None) -> None:
+    from bot.channels.whatsapp import content_for
+    from tests.standins.twilio_api import content_problem
+
+    content = content_for(reply, "Elegir")
+    assert (content and next(iter(content["types"]))) == kind
+    if content:
+        assert content_problem(content) is None, "Twilio would refuse it"
+        assert content["types"][kind]["body"] == "{{1}}"
+        if reply.numbered:
+            assert content["types"][kind]["items"][1]["item"].startswith("2 ")
+        assert content_for(reply, "Elegir") == content, "the same choices, the same content"

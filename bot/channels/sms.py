@@ -135,8 +135,10 @@ def to_inbound(form: dict[str, str], settings: Settings) -> Inbound | None:
         return None
     media = form.get("NumMedia", "0").strip() not in ("", "0") or bool(form.get("Latitude"))
     if whatsapp:
-        return Inbound(channel=WHATSAPP, address=WHATSAPP_PREFIX + sender,
-                       text=form.get("Body", ""), platform_id=sid, media=media)
+        # A tapped button or list item: its id is the choice's value (bot.channels.whatsapp).
+        text = form.get("ButtonPayload") or form.get("ListId") or form.get("Body", "")
+        return Inbound(channel=WHATSAPP, address=WHATSAPP_PREFIX + sender, text=text,
+                       platform_id=sid, media=media)
     words = carrier_words(settings)
     if form.get("OptOutType") and settings.twilio_keywords == "twilio":
         words = words | {fold(form.get("Body", ""))}  # Twilio says it answered this one itself

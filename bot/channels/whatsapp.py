@@ -1,0 +1,198 @@
+"""WhatsApp replies with tappable choices, through Twilio's Content API.
+
+A reply with choices (the language list, yes/no, the menu) goes out as Twilio Content: a
+`twilio/quick-reply` with up to three buttons, or a `twilio/list-picker` with up to ten items
+behind one button. WhatsApp takes both inside the 24-hour session without Meta's approval.
+There is one content per language and choice set, whose body is one variable (the reply's
+text): made once through the Content API (`POST /v1/Content`) and remembered in the store, so
+each later reply costs one message request, as a plain text does.
+
+A turn with such a reply is answered through the Messages API on the member's own line
+(`bot.lines`), in order, and the webhook gets empty TwiML; a repeated MessageSid gets the
+same empty TwiML and sends nothing again. When the choices do not fit (a label too long,
+more than ten choices) or the Content API refuses, the reply goes out as numbered text, as
+on SMS. With WHATSAPP_BUTTONS=off every reply goes back in TwiML as numbered text.
+
+Receiving stays in `bot.channels.sms` (the same webhook): a tap arrives with the choice's
+value in `ButtonPayload` (quick reply) or `ListId` (list picker).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import aiosqlite
+import httpx
+
+from bot.app import Bot
+from bot.channels.sms import WhatsAppOutlet, render
+from bot.delivery import Outcome
+from bot.lines import Lines
+from bot.logs import mask
+from flows.types import Choice, Reply
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "whatsapp"
+QUICK_REPLY_MAX = 3  # buttons WhatsApp shows in a session message without approval
+LIST_MAX = 10  # items of a list picker
+TITLE_MAX = 20  # a button's title, the list's button
+ITEM_MAX = 24  # a list item
+ID_MAX = 200  # what a tap sends back
+BODY_MAX = 1024  # the text above the buttons
+ATTEMPTS = 4  # a reply Twilio could not take (429, 5xx, no answer) is tried this often
+REFUSED_PAUSE = 300.0  # after the Content API refused, numbered text for this long
+
+
+def labels(reply: Reply) -> list[Choice]:
+    """The choices as they are shown; a numbered list keeps its numbers (as on Telegram), so
+    a text that says "reply with a number" still makes sense."""
+    return [Choice(f"{i} {c.label}" if reply.numbered else c.label, c.value)
+            for i, c in enumerate(reply.choices, 1)]
+
+
+def content_for(reply: Reply, choose: str) -> dict[str, Any] | None:
+    """The Content API body for this reply's choices (its text left as variable 1), or None
+    when they do not fit WhatsApp's limits: then the reply goes as numbered text."""
+    choices = labels(reply)
+    if not choices or len(choices) > LIST_MAX or len(reply.text) > BODY_MAX or \
+            any(len(c.value) > ID_MAX for c in choices):
+        return None
+    if len(choices) <= QUICK_REPLY_MAX and all(len(c.label) <= TITLE_MAX for c in choices):
+        kind = "twilio/quick-reply"
+        spec: dict[str, Any] = {"body": "{{1}}",
+                                "actions": [{"title": c.label, "id": c.value} for c in choices]}
+    elif all(len(c.label) <= ITEM_MAX for c in choices) and 0 < len(choose) <= TITLE_MAX:
+        kind = "twilio/list-picker"
+        spec = {"body": "{{1}}", "button": choose,
+                "items": [{"item": c.label, "id": c.value} for c in choices]}
+    else:
+        return None
+    types = {kind: spec}
+    key = hashlib.sha256(json.dumps([reply.lang, types], sort_keys=True,
+                                    ensure_ascii=False).encode()).hexdigest()[:32]
+    return {"friendly_name": f"union_bot_{reply.lang}_{key[:12]}", "language": reply.lang,
+            "variables": {"1": "text"}, "types": types, "key": key}
+
+
+class Contents:
+    """ContentSids of the bot's choice sets: from memory, the store, or made once."""
+
+    def __init__(self, bot: Bot, client: httpx.AsyncClient) -> None:
+        settings = bot.settings
+        assert settings.twilio_account_sid and settings.twilio_auth_token
+        self.store = bot.store
+        self.client = client
+        self.url = f"{settings.twilio_content_url}/v1/Content"
+        self.auth = (settings.twilio_account_sid, settings.twilio_auth_token)
+        self._sids: dict[str, str] = {}
+        self._making: dict[str, asyncio.Lock] = {}
+        self._refused_until = 0.0
+
+    async def sid(self, content: dict[str, Any]) -> str | None:
+        key = content["key"]
+        if key in self._sids:
+            return self._sids[key]
+        lock = self._making.setdefault(key, asyncio.Lock())
+        async with lock:  # two members at the same step make it once
+            if key not in self._sids:
+                row = await self.store.fetchone(
+                    "SELECT sid FROM whatsapp_contents WHERE key = ?", (key,))
+                sid = str(row["sid"]) if row else await self._make(content)
+                if sid is None:
+                    return None
+                self._sids[key] = sid
+        self._making.pop(key, None)
+        return self._sids[key]
+
+    async def _make(self, content: dict[str, Any]) -> str | None:
+        if time.monotonic() < self._refused_until:
+            return None
+        body = {k: v for k, v in content.items() if k != "key"}
+        problem: str
+        try:
+            response = await self.client.post(self.url, json=body, auth=self.auth)
+            data = response.json() if response.content else {}
+        except (httpx.HTTPError, ValueError) as exc:
+            problem = f"no answer ({type(exc).__name__})"
+        else:
+            sid = data.get("sid") if isinstance(data, dict) else None
+            if response.status_code in (200, 201) and isinstance(sid, str) and \
+                    sid.startswith("HX"):
+                await self._remember(content["key"], sid)
+                log.info("whatsapp: made content %s (%s) for choices in %s", sid,
+                         next(iter(content["types"])), content["language"])
+                return sid
+            message = data.get("message") if isinstance(data, dict) else None
+            problem = f"answered {response.status_code}" + (f": {message}" if message else "")
+        self._refused_until = time.monotonic() + REFUSED_PAUSE
+        log.warning("whatsapp: the Content API %s; choices go as numbered text for %.0f "
+                    "minutes (check the account's Content API access, or set "
+                    "WHATSAPP_BUTTONS=off)", problem, REFUSED_PAUSE / 60)
+        return None
+
+    async def _remember(self, key: str, sid: str) -> None:
+        at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+        async def job(conn: aiosqlite.Connection) -> None:
+            await conn.execute("INSERT OR IGNORE INTO whatsapp_contents (key, sid, created_at) "
+                               "VALUES (?, ?, ?)", (key, sid, at))
+
+        await self.store.write(job)
+
+
+class WhatsAppReplies:
+    """The reply lane for turns with choices: each member's replies in order, through the
+    Messages API, apart from any broadcast (its own client and line)."""
+
+    def __init__(self, bot: Bot, client: httpx.AsyncClient) -> None:
+        self.bot = bot
+        self.outlet = WhatsAppOutlet(bot.settings, client)
+        self.contents = Contents(bot, client)
+        self.lines: Lines[str, Reply] = Lines(self._send, CHANNEL)
+
+    @staticmethod
+    def takes(replies: Sequence[Reply]) -> bool:
+        """This turn is answered here (not in TwiML): one of its replies has choices. Depends
+        on the replies alone, so a repeated MessageSid decides the same way."""
+        return any(reply.choices for reply in replies)
+
+    def reply(self, address: str, replies: Sequence[Reply]) -> None:
+        self.lines.put(address, replies)
+
+    async def close(self) -> None:
+        await self.lines.close()
+
+    async def _send(self, address: str, reply: Reply) -> bool:
+        choose = self.bot.catalogs.text(reply.lang, "button_choose")
+        content = content_for(reply, choose) if reply.choices else None
+        sid = await self.contents.sid(content) if content else None
+        for attempt in range(1, ATTEMPTS + 1):
+            if sid is not None:
+                result = await self.outlet.send_template(address, sid, {"1": reply.text})
+            else:
+                result = await self.outlet.send(address, render(reply, self.bot.campaign,
+                                                                CHANNEL))
+            if result.outcome is Outcome.SENT:
+                return True
+            if result.outcome in (Outcome.STOPPED, Outcome.UNREACHABLE):
+                log.info("whatsapp: %s cannot be reached (%s); the rest of this answer is "
+                         "dropped", mask(address), result.error)
+                return False
+            if result.outcome is Outcome.FAILED and sid is not None:
+                log.warning("whatsapp: Twilio refused content %s (%s); sending the numbered "
+                            "text instead", sid, result.error)
+                sid = None
+                continue
+            if result.outcome is not Outcome.RETRY or attempt == ATTEMPTS:
+                break  # refused, or it may have left (no answer in time): never sent twice
+            await asyncio.sleep(result.retry_after or min(2.0 ** (attempt - 1), 10.0))
+        log.error("whatsapp: a reply to %s was not sent: %s", mask(address), result.error)
+        return True
