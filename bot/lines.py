@@ -31,6 +31,7 @@ class Lines(Generic[K, T]):
         self._deliver = deliver
         self._name = name
         self._lines: dict[K, deque[T]] = {}
+        self._emptied: dict[K, asyncio.Event] = {}  # set when that member's line is done
         self._tasks: set[asyncio.Task[Any]] = set()
 
     def put(self, key: K, items: Iterable[T]) -> None:
@@ -50,6 +51,15 @@ class Lines(Generic[K, T]):
         task = asyncio.create_task(job, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def busy(self, key: K) -> bool:
+        """Something for this member is still queued or being sent."""
+        return key in self._lines
+
+    async def drained(self, key: K) -> None:
+        """Return once nothing for this member is left to send (wrap it in a timeout)."""
+        if key in self._lines:
+            await self._emptied.setdefault(key, asyncio.Event()).wait()
 
     @property
     def waiting(self) -> int:
@@ -84,3 +94,6 @@ class Lines(Generic[K, T]):
                 line.popleft()
         finally:
             self._lines.pop(key, None)
+            emptied = self._emptied.pop(key, None)
+            if emptied is not None:
+                emptied.set()

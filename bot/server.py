@@ -95,10 +95,13 @@ async def serve(settings: Settings) -> int:
         try:
             await server.serve()
         finally:
+            # Both reply lanes get their grace at once (a container stop allows ~10 s).
+            stopping = []
             if bot.telegram is not None:
-                await bot.telegram.stop()
+                stopping.append(bot.telegram.stop())
             if bot.whatsapp is not None:
-                await bot.whatsapp.close()
+                stopping.append(bot.whatsapp.close())
+            await asyncio.gather(*stopping)
             if whatsapp_client is not None:
                 await whatsapp_client.aclose()
             for task in workers:

@@ -68,9 +68,8 @@ def create_app(bot: Bot, health: dict[str, Any] | None = None) -> Starlette:
             log.exception("sms: a message could not be handled")
             return xml(EMPTY_TWIML)
         lane = bot.whatsapp if msg.channel == sms.WHATSAPP else None
-        if lane is not None and lane.takes(outcome.replies):
-            if not outcome.duplicate:  # a repeat gets the same empty TwiML, nothing resent
-                lane.reply(msg.address, outcome.replies)
+        if lane is not None and await lane.answers(msg.address, outcome.replies,
+                                                   outcome.duplicate):
             return xml(EMPTY_TWIML)
         return xml(sms.twiml(outcome.replies, bot.campaign, msg.channel))
 

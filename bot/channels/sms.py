@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 CHANNEL = "sms"
 WHATSAPP = "whatsapp"
 WHATSAPP_PREFIX = "whatsapp:"
+CHOICE_ID = "ub:"  # the ids of our WhatsApp buttons: this, then the choice's value
 DEFAULT_REGION = "CA"  # numbers written without a country code are read as North American
 
 #: Twilio error codes we act on (platforms.md), in one place.
@@ -135,8 +136,11 @@ def to_inbound(form: dict[str, str], settings: Settings) -> Inbound | None:
         return None
     media = form.get("NumMedia", "0").strip() not in ("", "0") or bool(form.get("Latitude"))
     if whatsapp:
-        # A tapped button or list item: its id is the choice's value (bot.channels.whatsapp).
-        text = form.get("ButtonPayload") or form.get("ListId") or form.get("Body", "")
+        # A tapped button or list item of ours carries the choice's value in its id
+        # (bot.channels.whatsapp); any other (an organizer's template) counts as its text.
+        tapped = form.get("ButtonPayload") or form.get("ListId") or ""
+        text = tapped.removeprefix(CHOICE_ID) if tapped.startswith(CHOICE_ID) else \
+            form.get("Body", "")
         return Inbound(channel=WHATSAPP, address=WHATSAPP_PREFIX + sender, text=text,
                        platform_id=sid, media=media)
     words = carrier_words(settings)
@@ -201,10 +205,13 @@ class SmsOutlet:
 
     channel = CHANNEL
 
-    def __init__(self, settings: Settings, client: httpx.AsyncClient) -> None:
+    def __init__(self, settings: Settings, client: httpx.AsyncClient, *,
+                 status_callback: bool = True) -> None:
         assert settings.twilio_account_sid and settings.twilio_auth_token
         self.settings = settings
         self.client = client
+        # Broadcasts follow delivery; replies to members do not (nothing reads it).
+        self.callback = f"{settings.public_url}/twilio/status" if status_callback else None
         self.url = (f"{settings.twilio_api_url}/2010-04-01/Accounts/"
                     f"{settings.twilio_account_sid}/Messages.json")
         self.auth = (settings.twilio_account_sid, settings.twilio_auth_token)
@@ -218,7 +225,8 @@ class SmsOutlet:
         return await self.create({"To": address, "Body": text, **self.sender()})
 
     async def create(self, form: dict[str, str]) -> SendResult:
-        form = {**form, "StatusCallback": f"{self.settings.public_url}/twilio/status"}
+        if self.callback:
+            form = {**form, "StatusCallback": self.callback}
         try:
             response = await self.client.post(self.url, data=form, auth=self.auth)
         except httpx.ConnectError as exc:
@@ -251,9 +259,10 @@ class WhatsAppOutlet(SmsOutlet):
 
     channel = WHATSAPP
 
-    def __init__(self, settings: Settings, client: httpx.AsyncClient) -> None:
+    def __init__(self, settings: Settings, client: httpx.AsyncClient, *,
+                 status_callback: bool = True) -> None:
         assert settings.twilio_whatsapp_number
-        super().__init__(settings, client)
+        super().__init__(settings, client, status_callback=status_callback)
 
     def sender(self) -> dict[str, str]:
         return {"From": self.settings.twilio_whatsapp_number or ""}

@@ -9,12 +9,14 @@ each later reply costs one message request, as a plain text does.
 
 A turn with such a reply is answered through the Messages API on the member's own line
 (`bot.lines`), in order, and the webhook gets empty TwiML; a repeated MessageSid gets the
-same empty TwiML and sends nothing again. When the choices do not fit (a label too long,
-more than ten choices) or the Content API refuses, the reply goes out as numbered text, as
-on SMS. With WHATSAPP_BUTTONS=off every reply goes back in TwiML as numbered text.
+same empty TwiML and sends nothing again. A turn without choices is answered in TwiML, once
+the member's earlier replies have left (so it never overtakes them). When the choices do not
+fit (a label too long, more than ten, a text over 255 characters) or the Content API
+refuses, the reply goes out as numbered text, as on SMS. With WHATSAPP_BUTTONS=off every
+reply goes back in TwiML as numbered text.
 
-Receiving stays in `bot.channels.sms` (the same webhook): a tap arrives with the choice's
-value in `ButtonPayload` (quick reply) or `ListId` (list picker).
+Receiving stays in `bot.channels.sms` (the same webhook): a tap arrives with the id we gave
+the choice (`ub:` and its value) in `ButtonPayload` (quick reply) or `ListId` (list picker).
 """
 
 from __future__ import annotations
@@ -32,10 +34,11 @@ import aiosqlite
 import httpx
 
 from bot.app import Bot
-from bot.channels.sms import WhatsAppOutlet, render
+from bot.channels.sms import CHOICE_ID, WhatsAppOutlet, render
 from bot.delivery import Outcome
 from bot.lines import Lines
 from bot.logs import mask
+from bot.store import StoreError
 from flows.types import Choice, Reply
 
 log = logging.getLogger(__name__)
@@ -45,9 +48,11 @@ QUICK_REPLY_MAX = 3  # buttons WhatsApp shows in a session message without appro
 LIST_MAX = 10  # items of a list picker
 TITLE_MAX = 20  # a button's title, the list's button
 ITEM_MAX = 24  # a list item
+DESCRIPTION_MAX = 72  # the line under a list item
 ID_MAX = 200  # what a tap sends back
-BODY_MAX = 1024  # the text above the buttons
+VARIABLE_MAX = 255  # a content variable's value: the reply's text
 ATTEMPTS = 4  # a reply Twilio could not take (429, 5xx, no answer) is tried this often
+TWIML_WAIT = 3.0  # how long a TwiML answer waits for this member's line to empty
 REFUSED_PAUSE = 300.0  # after the Content API refused, numbered text for this long
 
 
@@ -58,25 +63,29 @@ def labels(reply: Reply) -> list[Choice]:
             for i, c in enumerate(reply.choices, 1)]
 
 
-def content_for(reply: Reply, choose: str) -> dict[str, Any] | None:
+def content_for(reply: Reply, choose: str, account: str = "") -> dict[str, Any] | None:
     """The Content API body for this reply's choices (its text left as variable 1), or None
-    when they do not fit WhatsApp's limits: then the reply goes as numbered text."""
+    when they do not fit WhatsApp's limits: then the reply goes as numbered text. `key`
+    names it in our store (per Twilio account: a restored database may change accounts)."""
     choices = labels(reply)
-    if not choices or len(choices) > LIST_MAX or len(reply.text) > BODY_MAX or \
-            any(len(c.value) > ID_MAX for c in choices):
+    if not choices or len(choices) > LIST_MAX or not reply.text.strip() or \
+            len(reply.text) > VARIABLE_MAX or \
+            any(len(CHOICE_ID + c.value) > ID_MAX for c in choices):
         return None
     if len(choices) <= QUICK_REPLY_MAX and all(len(c.label) <= TITLE_MAX for c in choices):
         kind = "twilio/quick-reply"
-        spec: dict[str, Any] = {"body": "{{1}}",
-                                "actions": [{"title": c.label, "id": c.value} for c in choices]}
+        spec: dict[str, Any] = {"body": "{{1}}", "actions": [
+            {"title": c.label, "id": CHOICE_ID + c.value} for c in choices]}
     elif all(len(c.label) <= ITEM_MAX for c in choices) and 0 < len(choose) <= TITLE_MAX:
         kind = "twilio/list-picker"
-        spec = {"body": "{{1}}", "button": choose,
-                "items": [{"item": c.label, "id": c.value} for c in choices]}
+        spec = {"body": "{{1}}", "button": choose, "items": [
+            {"item": c.label, "id": CHOICE_ID + c.value,
+             "description": plain.label[:DESCRIPTION_MAX]}
+            for c, plain in zip(choices, reply.choices, strict=True)]}
     else:
         return None
     types = {kind: spec}
-    key = hashlib.sha256(json.dumps([reply.lang, types], sort_keys=True,
+    key = hashlib.sha256(json.dumps([account, reply.lang, types], sort_keys=True,
                                     ensure_ascii=False).encode()).hexdigest()[:32]
     return {"friendly_name": f"union_bot_{reply.lang}_{key[:12]}", "language": reply.lang,
             "variables": {"1": "text"}, "types": types, "key": key}
@@ -92,9 +101,11 @@ class Contents:
         self.client = client
         self.url = f"{settings.twilio_content_url}/v1/Content"
         self.auth = (settings.twilio_account_sid, settings.twilio_auth_token)
+        self.account = settings.twilio_account_sid
         self._sids: dict[str, str] = {}
         self._making: dict[str, asyncio.Lock] = {}
-        self._refused_until = 0.0
+        self._refused: set[str] = set()  # contents Twilio found invalid: numbered text
+        self._paused_until = 0.0  # the Content API is down or closed to us: numbered text
 
     async def sid(self, content: dict[str, Any]) -> str | None:
         key = content["key"]
@@ -112,31 +123,49 @@ class Contents:
         self._making.pop(key, None)
         return self._sids[key]
 
+    async def forget(self, sid: str) -> None:
+        """Twilio refused a message naming `sid` (deleted in the console, another account):
+        make it again next time."""
+        self._sids = {k: v for k, v in self._sids.items() if v != sid}
+
+        async def job(conn: aiosqlite.Connection) -> None:
+            await conn.execute("DELETE FROM whatsapp_contents WHERE sid = ?", (sid,))
+
+        try:
+            await self.store.write(job)
+        except StoreError:
+            log.exception("whatsapp: could not forget content %s", sid)
+
     async def _make(self, content: dict[str, Any]) -> str | None:
-        if time.monotonic() < self._refused_until:
+        key = content["key"]
+        if key in self._refused or time.monotonic() < self._paused_until:
             return None
         body = {k: v for k, v in content.items() if k != "key"}
-        problem: str
         try:
             response = await self.client.post(self.url, json=body, auth=self.auth)
             data = response.json() if response.content else {}
         except (httpx.HTTPError, ValueError) as exc:
-            problem = f"no answer ({type(exc).__name__})"
-        else:
-            sid = data.get("sid") if isinstance(data, dict) else None
-            if response.status_code in (200, 201) and isinstance(sid, str) and \
-                    sid.startswith("HX"):
-                await self._remember(content["key"], sid)
-                log.info("whatsapp: made content %s (%s) for choices in %s", sid,
-                         next(iter(content["types"])), content["language"])
-                return sid
-            message = data.get("message") if isinstance(data, dict) else None
-            problem = f"answered {response.status_code}" + (f": {message}" if message else "")
-        self._refused_until = time.monotonic() + REFUSED_PAUSE
+            return self._pause(f"did not answer ({type(exc).__name__})")
+        sid = data.get("sid") if isinstance(data, dict) else None
+        if response.status_code in (200, 201) and isinstance(sid, str) and sid.startswith("HX"):
+            await self._remember(key, sid)
+            log.info("whatsapp: made content %s (%s) for choices in %s", sid,
+                     next(iter(content["types"])), content["language"])
+            return sid
+        message = data.get("message") if isinstance(data, dict) else None
+        problem = f"answered {response.status_code}" + (f": {message}" if message else "")
+        if response.status_code in (400, 422):  # this content only: the others may be fine
+            self._refused.add(key)
+            log.warning("whatsapp: the Content API %s; these choices in %s go as numbered text",
+                        problem, content["language"])
+            return None
+        return self._pause(problem)
+
+    def _pause(self, problem: str) -> None:
+        self._paused_until = time.monotonic() + REFUSED_PAUSE
         log.warning("whatsapp: the Content API %s; choices go as numbered text for %.0f "
                     "minutes (check the account's Content API access, or set "
                     "WHATSAPP_BUTTONS=off)", problem, REFUSED_PAUSE / 60)
-        return None
 
     async def _remember(self, key: str, sid: str) -> None:
         at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -145,7 +174,10 @@ class Contents:
             await conn.execute("INSERT OR IGNORE INTO whatsapp_contents (key, sid, created_at) "
                                "VALUES (?, ?, ?)", (key, sid, at))
 
-        await self.store.write(job)
+        try:
+            await self.store.write(job)
+        except StoreError:  # kept in memory; made again after a restart, at worst
+            log.exception("whatsapp: could not keep content %s in the store", sid)
 
 
 class WhatsAppReplies:
@@ -154,27 +186,51 @@ class WhatsAppReplies:
 
     def __init__(self, bot: Bot, client: httpx.AsyncClient) -> None:
         self.bot = bot
-        self.outlet = WhatsAppOutlet(bot.settings, client)
+        self.outlet = WhatsAppOutlet(bot.settings, client, status_callback=False)
         self.contents = Contents(bot, client)
         self.lines: Lines[str, Reply] = Lines(self._send, CHANNEL)
 
-    @staticmethod
-    def takes(replies: Sequence[Reply]) -> bool:
-        """This turn is answered here (not in TwiML): one of its replies has choices. Depends
-        on the replies alone, so a repeated MessageSid decides the same way."""
-        return any(reply.choices for reply in replies)
+    async def answers(self, address: str, replies: Sequence[Reply], repeat: bool) -> bool:
+        """Take this turn's replies on the member's line (True: the webhook answers with
+        empty TwiML), or leave them to TwiML (False).
 
-    def reply(self, address: str, replies: Sequence[Reply]) -> None:
-        self.lines.put(address, replies)
+        A turn with choices is always ours: decided by the replies alone, so a repeated
+        MessageSid decides the same way, and then nothing is sent again. A turn without
+        choices goes in TwiML once this member's earlier replies have left (TwiML must not
+        overtake them); if they are held up (a 429, a slow Content API), it joins the line.
+        """
+        if any(reply.choices for reply in replies):
+            if not repeat:
+                self.lines.put(address, replies)
+            return True
+        if repeat:
+            return False
+        try:
+            async with asyncio.timeout(TWIML_WAIT):
+                await self.lines.drained(address)
+            return False
+        except TimeoutError:
+            self.lines.put(address, replies)
+            return True
 
     async def close(self) -> None:
         await self.lines.close()
 
+    async def _content_sid(self, reply: Reply) -> str | None:
+        if not reply.choices:
+            return None
+        try:
+            choose = self.bot.catalogs.text(reply.lang, "button_choose")
+            content = content_for(reply, choose, self.contents.account or "")
+            return await self.contents.sid(content) if content else None
+        except Exception:  # whatever went wrong, the member still gets the numbered text
+            log.exception("whatsapp: no content for a reply's choices; numbered text instead")
+            return None
+
     async def _send(self, address: str, reply: Reply) -> bool:
-        choose = self.bot.catalogs.text(reply.lang, "button_choose")
-        content = content_for(reply, choose) if reply.choices else None
-        sid = await self.contents.sid(content) if content else None
-        for attempt in range(1, ATTEMPTS + 1):
+        sid = await self._content_sid(reply)
+        attempt = 0
+        while True:
             if sid is not None:
                 result = await self.outlet.send_template(address, sid, {"1": reply.text})
             else:
@@ -189,10 +245,16 @@ class WhatsAppReplies:
             if result.outcome is Outcome.FAILED and sid is not None:
                 log.warning("whatsapp: Twilio refused content %s (%s); sending the numbered "
                             "text instead", sid, result.error)
+                await self.contents.forget(sid)
                 sid = None
-                continue
+                continue  # not an attempt: the text has not been tried yet
+            attempt += 1
             if result.outcome is not Outcome.RETRY or attempt == ATTEMPTS:
                 break  # refused, or it may have left (no answer in time): never sent twice
             await asyncio.sleep(result.retry_after or min(2.0 ** (attempt - 1), 10.0))
-        log.error("whatsapp: a reply to %s was not sent: %s", mask(address), result.error)
+        if result.outcome is Outcome.AMBIGUOUS:
+            log.warning("whatsapp: a reply to %s may not have been sent: %s", mask(address),
+                        result.error)
+        else:
+            log.error("whatsapp: a reply to %s was not sent: %s", mask(address), result.error)
         return True

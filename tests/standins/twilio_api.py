@@ -200,8 +200,10 @@ def content_problem(body: object) -> str | None:
         elif kind == "twilio/list-picker":
             items = spec.get("items") or []
             if not 1 <= len(items) <= 10 or any(len(i.get("item", "")) > 24 for i in items) \
+                    or not all(0 < len(i.get("description", "")) <= 72 for i in items) \
                     or not 0 < len(spec.get("button", "")) <= 20:
-                return "list-picker: 1 to 10 items of at most 24 characters, a button"
+                return ("list-picker: 1 to 10 items of at most 24 characters, each with a "
+                        "description of at most 72, and a button")
         elif kind != "twilio/text":
             return f"unknown content type {kind}"
     return None
