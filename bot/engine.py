@@ -55,12 +55,25 @@ class Outcome:
     throttled: bool = False
 
 
-class _Counter:
+class Tally:
+    """The count a thank-you shows. Several bots may feed one central store, so it is the
+    store's total as the sync worker last read it, plus what this bot has gathered since
+    (`central`); until a total is known, or when this bot alone has more, its own count."""
+
     def __init__(self, store: Store, campaign: str) -> None:
         self.store, self.campaign = store, campaign
+        self.central: tuple[int, int] | None = None  # (the store's total, ours at that time)
 
     async def signature_count(self) -> int:
-        return await self.store.signature_count(self.campaign)
+        ours = await self.store.signature_count(self.campaign)
+        if self.central is None:
+            return ours
+        total, ours_then = self.central
+        return max(ours, total + ours - ours_then)
+
+    async def set_central(self, total: int) -> None:
+        """The central store holds `total` now (read by the sync worker)."""
+        self.central = (total, await self.store.signature_count(self.campaign))
 
 
 class _FixedTexts:
@@ -141,7 +154,7 @@ class Engine:
         self.organizers = organizers
         self.throttle = throttle or Throttle()
         self.locks = KeyedLocks()
-        self._counter = _Counter(store, campaign.id)
+        self.tally = Tally(store, campaign.id)
 
     def is_organizer(self, address: str) -> bool:
         return is_organizer(self.organizers, address)
@@ -184,7 +197,7 @@ class Engine:
             texts=self._texts,
             languages=self.campaign.languages,
             default_language=self.campaign.default_language,
-            counter=self._counter,
+            counter=self.tally,
             language_hint=msg.language_hint,
             media=msg.media,
         )

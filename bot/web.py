@@ -128,6 +128,8 @@ def create_app(bot: Bot, health: dict[str, Any] | None = None) -> Starlette:
                 # signature): the outbox notes name each one for an organizer to delete
                 "erase_supported": status.get("sync_erase_supported", True),
                 "cannot_erase": status.get("sync_cannot_erase", 0),
+                # the campaign's count in the central store, every bot's signatures
+                "central_total": status.get("central_total"),
             },
             "campaign": bot.campaign.id,
         })

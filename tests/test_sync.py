@@ -217,6 +217,21 @@ async def older_table_is_migrated(store: Store, target: Target) -> None:
     assert (row["region"], row["contact"], bool(row["opted_in_updates"])) == ("QC", phone(1), True)
 
 
+async def total_is_the_campaigns_count(store: Store, target: Target) -> None:
+    for i in range(3):
+        await sign(store, phone(i))
+    await sync_pass(store, target)
+    syncer = Syncer(store, target.backend())
+    try:
+        assert await syncer.total("test-campaign") == 3
+        assert await syncer.total("another-campaign") == 0
+        await erase(store, phone(0))
+        await syncer.run_pass()
+        assert await syncer.total("test-campaign") == 2
+    finally:
+        await syncer.close()
+
+
 async def run_ddl(target: Target, ddl: str) -> None:
     if target.path is not None:
         with sqlite3.connect(target.path) as conn:
@@ -241,6 +256,7 @@ SCENARIOS = [
     pytest.param(erased_before_first_push, id="erased-before-first-push"),
     pytest.param(refused_row_is_parked, id="refused-row-parked"),
     pytest.param(older_table_is_migrated, id="older-table-migrated"),
+    pytest.param(total_is_the_campaigns_count, id="total-is-the-campaigns-count"),
 ]
 
 
@@ -507,6 +523,37 @@ def test_serve_worker_drains_what_sms_webhooks_signed(tmp_path: Path) -> None:
 
 
 # --- one sync at a time per bot database ------------------------------------------------------
+
+def test_thanks_count_every_bot_on_the_central_store(tmp_path: Path) -> None:
+    """Two bots (their own numbers and databases) feed one central store: a thank-you counts
+    the campaign's signatures from both, not only the bot's own."""
+    central = tmp_path / "central.sqlite3"
+    env = sms_env(CENTRAL_STORE_URL=f"sqlite:///{central}")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first, second = BotProcess(tmp_path / "a", env).start(), BotProcess(tmp_path / "b", env)
+
+    def central_total(bot: BotProcess) -> Any:
+        return httpx.get(f"{bot.url}/healthz", timeout=5).json()["sync"]["central_total"]
+
+    try:
+        with Twilio(first) as twilio:
+            for name in ("Mary Smith", "Jose Santos"):
+                sign_up(twilio, new_number(), name)
+            wait_for(lambda: central_total(first) == 2)
+        second.start()
+        with Twilio(second) as twilio:
+            sign_up(twilio, new_number(), "Ana Cruz")
+            wait_for(lambda: central_total(second) == 3)
+            phone = new_number()
+            for line in ("hi", "1", "SIGN", "Kai Tan", "ON", "1"):
+                twilio.send(phone, line)
+            (thanks,) = twilio.send(phone, "1")
+        assert "4 of 20,000" in thanks, thanks
+    finally:
+        first.stop()
+        second.stop()
+
 
 def dead_pid() -> int:
     proc = subprocess.Popen([sys.executable, "-c", "pass"])

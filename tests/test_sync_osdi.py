@@ -347,3 +347,22 @@ def test_serve_worker_reports_errors_parked_rows_and_erasures_in_healthz(
         assert len(notes) == 1 and notes[0].startswith("cannot erase")
     finally:
         bot.stop()
+
+
+async def test_total_is_the_petitions_total_signatures(api: OsdiAPI, store: Store) -> None:
+    """The thank-you count reads the petition's `total_signatures` (every source's)."""
+    await sign(store, phone(1), "Ana Cruz")
+    await sign(store, phone(2), "Kai Tan")
+    await sync_pass(store, api)
+    syncer = Syncer(store, OsdiBackend(api.url, api.api_key, store, rate=200.0, timeout=0.5))
+    try:
+        assert await syncer.total("any") == 2
+        api.next(Misbehave(500, '{"error": "Server error"}'))
+        assert await syncer.total("any") is None, "unknown, not zero"
+    finally:
+        await syncer.close()
+    wrong_key = Syncer(store, OsdiBackend(api.url, "wrong", store, rate=200.0, timeout=0.5))
+    try:
+        assert await wrong_key.total("any") is None
+    finally:
+        await wrong_key.close()

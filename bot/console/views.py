@@ -282,7 +282,10 @@ def _breakdown(counts: dict[str, int], label: Callable[[str], str], f: Fmt,
 async def dashboard(ctx: Ctx) -> Response:
     bot, f = ctx.bot, ctx.fmt
     data = await stats(bot.store, bot.campaign.id, bot.campaign.goal)
-    total, goal = int(data["signatures"]), int(data["goal"])
+    here, goal = int(data["signatures"]), int(data["goal"])
+    total = await bot.engine.tally.signature_count()  # with other bots' (central store)
+    others = (f'<p class="sub">{e(f.num(here))} through this bot; the rest through others, '
+              "from the central store</p>") if total != here else ""
     opted, contacts, stopped = (int(data["opted_in_updates"]), int(data["contacts"]),
                                 int(data["stopped"]))
     today = datetime.now(UTC).date()
@@ -296,13 +299,14 @@ async def dashboard(ctx: Ctx) -> Response:
 <p class="value">{e(f.num(total))}</p>
 <progress max="{goal}" value="{min(total, goal)}" aria-labelledby="k-sig" aria-describedby="k-goal">
 {e(f.share(total, goal))}</progress>
-<p class="sub" id="k-goal">{e(f.share(total, goal))} of the goal of {e(f.num(goal))}</p></section>
+<p class="sub" id="k-goal">{e(f.share(total, goal))} of the goal of {e(f.num(goal))}</p>
+{others}</section>
 <section class="card kpi" aria-labelledby="k-today"><h2 id="k-today" class="label">Today (UTC)</h2>
 <p class="value">{e(f.num(by_day.get(today.isoformat(), 0)))}</p>
 <p class="sub">{e(f.num(recent))} in the last {CHART_DAYS} days</p></section>
 <section class="card kpi" aria-labelledby="k-opt"><h2 id="k-opt" class="label">Want updates</h2>
 <p class="value">{e(f.num(opted))}</p>
-<p class="sub">{e(f.share(opted, total))} of signers opted in</p></section>
+<p class="sub">{e(f.share(opted, here))} of signers opted in</p></section>
 <section class="card kpi" aria-labelledby="k-stop"><h2 id="k-stop" class="label">Stopped</h2>
 <p class="value">{e(f.num(stopped))}</p>
 <p class="sub">{e(f.share(stopped, contacts))} of {e(f.num(contacts))} contacts</p></section>

@@ -137,6 +137,11 @@ class Backend(ABC):
         StoreUnavailable (with the results settled so far) when the store cannot go on.
         """
 
+    async def total(self, campaign: str) -> int | None:
+        """How many signatures the store holds for the campaign, from every bot that feeds
+        it (the count a thank-you shows), or None when it cannot say."""
+        return None
+
     async def push_bulk(self, bulk: Bulk) -> tuple[int, int] | None:
         """Store a batch of plain upserts in one go, if this store has a way to: returns how
         many were new or changed and how many were there already, once the store confirmed

@@ -196,6 +196,19 @@ class OsdiBackend(Backend):
             client, self._client = self._client, None
             await client.aclose()
 
+    async def total(self, campaign: str) -> int | None:
+        """The petition's `total_signatures` (every source, not only this bot's)."""
+        if self._client is None:
+            return None
+        await self.bucket.take()
+        try:
+            response = await self._client.get(self.url)
+            data = response.json() if response.status_code == 200 else None
+        except (httpx.HTTPError, ValueError) as exc:
+            raise StoreUnavailable(f"{self.label} did not give its total: {exc}") from exc
+        total = data.get("total_signatures") if isinstance(data, dict) else None
+        return total if isinstance(total, int) and total >= 0 else None
+
     async def push(self, jobs: list[Job]) -> list[Result]:
         results: list[Result] = []
         for job in jobs:

@@ -168,6 +168,22 @@ class SqliteBackend(SqlBackend):
         return (f"cannot use the central store {self.path}: {exc}; check CENTRAL_STORE_URL and "
                 "the folder's permissions")
 
+    async def total(self, campaign: str) -> int | None:
+        conn = self._conn
+        if conn is None:
+            return None
+
+        def count() -> int:
+            row = conn.execute("SELECT count(*) FROM signatures WHERE campaign = ?",
+                               (campaign,)).fetchone()
+            return int(row[0])
+
+        async with self._lock:
+            try:
+                return await asyncio.to_thread(count)
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(self._hint(exc)) from exc
+
     async def close(self) -> None:
         if self._conn is not None:
             conn, self._conn = self._conn, None
@@ -342,6 +358,16 @@ class PostgresBackend(SqlBackend):
         except (*PG_DOWN, asyncpg.PostgresError) as exc:
             await self.close()
             raise StoreUnavailable(self._hint(exc)) from exc
+
+    async def total(self, campaign: str) -> int | None:
+        if self._pool is None:
+            return None
+        try:
+            n = await self._pool.fetchval(
+                "SELECT count(*) FROM signatures WHERE campaign = $1", campaign)
+        except (*PG_DOWN, asyncpg.PostgresError) as exc:
+            raise StoreUnavailable(self._hint(exc)) from exc
+        return int(n)
 
     def _hint(self, exc: BaseException) -> str:
         reason = pg_reason(exc)

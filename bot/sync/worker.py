@@ -32,6 +32,7 @@ from bot.sync.outbox import Backoff, Lease, SyncBusy
 log = logging.getLogger("bot.sync")
 
 IDLE_POLL = 1.0  # seconds between looks at an empty outbox
+TOTAL_EVERY = 30.0  # seconds between reads of the central store's total (and after a push)
 PASS_BACKOFF = Backoff(base=1.0, cap=60.0)  # between passes while the store is down
 PROGRESS_MIN = 500  # a progress bar from this many signatures on
 BUSY_WAIT = 15.0  # how long `sync --once` waits for a pass of `serve` to end
@@ -72,6 +73,17 @@ class Syncer:
         if self._open:
             self._open = False
             await self.backend.close()
+
+    async def total(self, campaign: str) -> int | None:
+        """The central store's count for the campaign, or None (unknown, or unreachable)."""
+        try:
+            if not self._open:
+                await self.backend.open()
+                self._open = True
+            return await self.backend.total(campaign)
+        except StoreUnavailable as exc:
+            log.info("sync: no total from the central store: %s", exc)
+            return None
 
     async def run_pass(self, *, everything: bool = False,
                        progress: Callable[[int, int], None] | None = None,
@@ -242,6 +254,7 @@ async def run_worker(bot: Any, health: dict[str, Any], *, backoff: Backoff | Non
     health["sync_backend"] = backend.label
     health["sync_erase_supported"] = backend.can_erase
     failures = 0
+    counted = -TOTAL_EVERY  # when the central total was last read (monotonic)
     try:
         health["sync_cannot_erase"] = await outbox.cannot_erase_count(bot.store)
         while True:
@@ -256,8 +269,12 @@ async def run_worker(bot: Any, health: dict[str, Any], *, backoff: Backoff | Non
                     failures = failures + 1 if report.error else 0
                     if not report.error and report.busy:
                         wait = 0  # more may have come meanwhile
+                        counted = -TOTAL_EVERY  # what we pushed changed the total
                 elif due is not None:
                     wait = min(idle, max(0.0, (due - outbox.now_utc()).total_seconds()))
+                if wait and time.monotonic() - counted >= TOTAL_EVERY:
+                    counted = time.monotonic()
+                    await _read_total(bot, syncer, health)
             except SyncBusy as exc:
                 log.info("sync: %s", exc)
                 wait = 5.0
@@ -273,6 +290,14 @@ async def run_worker(bot: Any, health: dict[str, Any], *, backoff: Backoff | Non
             await asyncio.sleep(wait)
     finally:
         await syncer.close()
+
+
+async def _read_total(bot: Any, syncer: Syncer, health: dict[str, Any]) -> None:
+    """Read the central store's total (other bots' signatures too) for the thank-yous."""
+    total = await syncer.total(bot.campaign.id)
+    if total is not None:
+        await bot.engine.tally.set_central(total)
+        health["central_total"] = total
 
 
 def _after_pass(report: PassReport, health: dict[str, Any], failures: int) -> float:
