@@ -11,7 +11,7 @@ import asyncio
 import json
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import partial
@@ -139,7 +139,8 @@ def _replies_json(replies: list[Reply]) -> str:
     return json.dumps([r.to_json() for r in replies], ensure_ascii=False)
 
 
-def _replies_from(raw: str) -> list[Reply]:
+def replies_from(raw: str) -> list[Reply]:
+    """Replies as the inbound table keeps them (JSON)."""
     return [Reply.from_json(item) for item in json.loads(raw)]
 
 
@@ -155,6 +156,9 @@ class Engine:
         self.throttle = throttle or Throttle()
         self.locks = KeyedLocks()
         self.tally = Tally(store, campaign.id)
+        #: Do a turn's replies leave after the commit (bot.replies.later)? Then the turn
+        #: marks them unsent until its channel has sent them.
+        self.replies_later: Callable[[Inbound, list[Reply]], bool] = lambda msg, replies: False
 
     def is_organizer(self, address: str) -> bool:
         return is_organizer(self.organizers, address)
@@ -164,7 +168,7 @@ class Engine:
         if msg.platform_id is not None:
             done = await self.store.processed(msg.channel, msg.platform_id)
             if done is not None:
-                return Outcome(_replies_from(done), duplicate=True)
+                return Outcome(replies_from(done), duplicate=True)
         if not self.throttle.allow(msg.address):
             if self.throttle.dropped % 100 == 1:
                 log.warning("%s %s: flooding; messages dropped until it slows down",
@@ -178,7 +182,7 @@ class Engine:
             done, row = await self.store.turn_state(msg.address, self.campaign.id, msg.channel,
                                                     msg.platform_id)
             if done is not None:
-                return Outcome(_replies_from(done), duplicate=True)
+                return Outcome(replies_from(done), duplicate=True)
             return await self._turn(msg, row)
 
     async def _turn(self, msg: Inbound, row: ContactRow | None) -> Outcome:
@@ -215,6 +219,7 @@ class Engine:
             data=json.dumps(turn.data, ensure_ascii=False),
             replies=_replies_json(replies),
             effects=tuple(turn.effects),
+            unsent=self.replies_later(msg, replies),
         )
         try:
             await self.store.write_sync(partial(write_turn, rec=record))
@@ -223,7 +228,7 @@ class Engine:
             done = await self.store.processed(msg.channel, msg.platform_id or "")
             if done is None:
                 raise
-            return Outcome(_replies_from(done), duplicate=True)
+            return Outcome(replies_from(done), duplicate=True)
         log.info(
             "%s %s: %s -> %s%s%s",
             msg.channel,

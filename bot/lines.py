@@ -23,6 +23,16 @@ T = TypeVar("T")
 STOP_GRACE = 5.0  # seconds that replies still queued get when the bot stops
 
 
+class _Done:
+    """Put after a batch: `callback` runs once the items before it have left (or were
+    dropped: the member blocked the bot)."""
+
+    __slots__ = ("callback",)
+
+    def __init__(self, callback: Callable[[], Any]) -> None:
+        self.callback = callback
+
+
 class Lines(Generic[K, T]):
     """`deliver(key, item)` sends one item and returns False to drop the rest of that
     member's line (they blocked the bot, or stopped)."""
@@ -30,16 +40,19 @@ class Lines(Generic[K, T]):
     def __init__(self, deliver: Callable[[K, T], Awaitable[bool]], name: str) -> None:
         self._deliver = deliver
         self._name = name
-        self._lines: dict[K, deque[T]] = {}
+        self._lines: dict[K, deque[Any]] = {}  # items, and _Done marks
         self._emptied: dict[K, asyncio.Event] = {}  # set when that member's line is done
         self._tasks: set[asyncio.Task[Any]] = set()
 
-    def put(self, key: K, items: Iterable[T]) -> None:
-        """Queue items for one member, after what is already on their line."""
-        batch = list(items)
+    def put(self, key: K, items: Iterable[T], done: Callable[[], Any] | None = None) -> None:
+        """Queue items for one member, after what is already on their line; `done` runs
+        once they have all left."""
+        batch: list[Any] = list(items)
         if not batch:
             return
-        line = self._lines.get(key)
+        if done is not None:
+            batch.append(_Done(done))
+        line: deque[Any] | None = self._lines.get(key)
         if line is not None:
             line.extend(batch)
             return
@@ -64,7 +77,8 @@ class Lines(Generic[K, T]):
     @property
     def waiting(self) -> int:
         """Items queued and not yet sent, over all lines."""
-        return sum(len(line) for line in self._lines.values())
+        return sum(not isinstance(item, _Done) for line in self._lines.values()
+                   for item in line)
 
     async def close(self, grace: float = STOP_GRACE) -> None:
         """Give what is queued `grace` seconds, then stop."""
@@ -79,16 +93,32 @@ class Lines(Generic[K, T]):
         if pending:
             log.warning("%s: stopped with %d members' replies unsent", self._name, len(pending))
 
+    def _run(self, done: _Done) -> None:
+        try:
+            result = done.callback()
+            if asyncio.iscoroutine(result):
+                self.spawn(result, f"{self._name}-done")
+        except Exception:
+            log.exception("%s: marking replies as sent failed", self._name)
+
     async def _drain(self, key: K) -> None:
         line = self._lines[key]
         try:
             while line:
+                item = line[0]
+                if isinstance(item, _Done):
+                    self._run(item)
+                    line.popleft()
+                    continue
                 try:
-                    keep_going = await self._deliver(key, line[0])
+                    keep_going = await self._deliver(key, item)
                 except Exception:
                     log.exception("%s: a reply could not be sent", self._name)
                     keep_going = True
-                if not keep_going:
+                if not keep_going:  # the rest is dropped: nothing to send again later
+                    for dropped in line:
+                        if isinstance(dropped, _Done):
+                            self._run(dropped)
                     line.clear()
                     break
                 line.popleft()

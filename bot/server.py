@@ -8,12 +8,13 @@ import gc
 import logging
 import signal
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import httpx
 import uvicorn
 
-from bot import broadcast, sync
+from bot import broadcast, replies, sync
 from bot.app import Bot, open_bot
 from bot.channels.telegram import TelegramChannel
 from bot.channels.whatsapp import WhatsAppReplies
@@ -81,13 +82,15 @@ async def serve(settings: Settings) -> int:
             asyncio.create_task(sync.run_worker(bot, health), name="sync"),
             asyncio.create_task(broadcast.run_worker(bot), name="broadcast"),
         ]
-        if settings.telegram_enabled:
-            bot.telegram = TelegramChannel(bot, health)
-            await bot.telegram.start()
         whatsapp_client = None
         if settings.whatsapp_enabled and settings.whatsapp_buttons:
             whatsapp_client = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=5.0))
             bot.whatsapp = WhatsAppReplies(bot, whatsapp_client)
+            await replies.resend(bot, "whatsapp")  # what a crash left unsent, first
+        bot.engine.replies_later = partial(replies.later, bot)
+        if settings.telegram_enabled:
+            bot.telegram = TelegramChannel(bot, health)
+            await bot.telegram.start()  # sends what a crash left unsent once connected
         log.info("campaign %s, languages %s; listening on http://%s:%d (public URL %s)",
                  bot.campaign.id, ",".join(bot.campaign.languages), settings.host, settings.port,
                  settings.public_url)

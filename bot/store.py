@@ -204,6 +204,13 @@ MIGRATIONS: list[str] = [
         created_at TEXT NOT NULL
     ) WITHOUT ROWID;
     """,
+    # 7: replies sent after the turn is committed (Telegram, WhatsApp buttons) are marked
+    # until they have left, so a crash in between does not lose them: `serve` sends them on
+    # start (bot/replies.py).
+    """
+    ALTER TABLE inbound ADD COLUMN unsent INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX inbound_unsent ON inbound (received_at) WHERE unsent = 1;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 #: Address prefix of the console simulator's contacts (`sandbox:<session>:<n>`): they talk to
@@ -581,6 +588,7 @@ class TurnRecord:
     data: str
     replies: str  # JSON, given again to a platform retry of the same message
     effects: tuple[Any, ...]
+    unsent: bool = False  # the replies leave after the commit: marked until they have
 
 
 def write_turn(db: sqlite3.Connection, rec: TurnRecord) -> None:
@@ -671,9 +679,10 @@ def write_turn(db: sqlite3.Connection, rec: TurnRecord) -> None:
 
     if rec.platform_id is not None:
         db.execute(
-            "INSERT INTO inbound (channel, platform_id, contact_id, replies, received_at) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (rec.channel, rec.platform_id, None if erased else contact_id, rec.replies, now),
+            "INSERT INTO inbound (channel, platform_id, contact_id, replies, received_at, "
+            "unsent) VALUES (?, ?, ?, ?, ?, ?)",
+            (rec.channel, rec.platform_id, None if erased else contact_id, rec.replies, now,
+             int(rec.unsent and not erased)),
         )
 
 

@@ -69,7 +69,7 @@ def create_app(bot: Bot, health: dict[str, Any] | None = None) -> Starlette:
             return xml(EMPTY_TWIML)
         lane = bot.whatsapp if msg.channel == sms.WHATSAPP else None
         if lane is not None and await lane.answers(msg.address, outcome.replies,
-                                                   outcome.duplicate):
+                                                   outcome.duplicate, msg.platform_id):
             return xml(EMPTY_TWIML)
         return xml(sms.twiml(outcome.replies, bot.campaign, msg.channel))
 

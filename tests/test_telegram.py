@@ -868,6 +868,8 @@ def test_restart_mid_flow_continues(api: TelegramAPI, tmp_path: Path, which: str
         member.send("/start", expect=3)
         member.press("SIGN")
         member.send("María López")
+        # Its reply has left and is marked sent (else the restart would send it again).
+        wait_for(lambda: not bot.query("SELECT 1 FROM inbound WHERE unsent = 1"), 5)
         bot.stop(signal.SIGKILL)
         if which == "polling":
             member.push({"message": member.message(text="ON")})
@@ -882,6 +884,34 @@ def test_restart_mid_flow_continues(api: TelegramAPI, tmp_path: Path, which: str
         assert "de 20.000" in thanks.text
         assert len(bot.query("SELECT 1 FROM signatures WHERE contact = ?",
                              (member.address,))) == 1
+    finally:
+        assert bot.stop() == 0
+
+
+def test_replies_a_crash_left_unsent_go_out_after_the_restart(api: TelegramAPI,
+                                                              tmp_path: Path) -> None:
+    """The turn is committed, its reply held up (a 429 asking for 30 s), then SIGKILL: the
+    next `serve` sends that reply once connected, and the member carries on."""
+    token = "1000103:unsent-replies"
+    bot = telegram_bot(tmp_path, api, token, TELEGRAM_WEBHOOK_SECRET=SECRET)
+    try:
+        member = Member(api, token, language_code="es")
+        member.send("/start", expect=3)
+        member.press("SIGN")
+        api.fail(token, "sendMessage", status=429, retry_after=30, chat_id=member.id)
+        before = len(member.received())
+        member.push({"message": member.message(text="María López")})
+        wait_for(lambda: bot.query("SELECT 1 FROM inbound WHERE unsent = 1"), 5)
+        time.sleep(0.2)  # the 429 has come back: all sending waits
+        assert len(member.received()) == before, "the reply was held up"
+        bot.stop(signal.SIGKILL)
+        wait_connected(bot.start())
+        (region,) = member.wait(before, 1)
+        assert "provincia" in region.text.lower() and region.buttons
+        wait_for(lambda: not bot.query("SELECT 1 FROM inbound WHERE unsent = 1"), 5)
+        (confirm,) = member.send("ON")
+        assert "María López" in confirm.text
+        assert "sending the replies of 1 messages" in bot.logs()
     finally:
         assert bot.stop() == 0
 

@@ -233,6 +233,35 @@ def test_content_api_refused_falls_back_to_numbered_text(tmp_path, api: TwilioAP
         bot.stop()
 
 
+def test_replies_a_crash_left_unsent_go_out_after_the_restart(tmp_path,
+                                                              api: TwilioAPI) -> None:
+    """Twilio keeps answering 429 to a reply with buttons; the bot is killed meanwhile: the
+    next `serve` sends it, once, and the member carries on."""
+    import signal
+
+    bot = fresh_bot(tmp_path, api)
+    try:
+        with Twilio(bot) as twilio:
+            phone = new_number()
+            asked = api.requests
+            api.rate_limit_next = 1000
+            twilio.post(twilio.form(f"whatsapp:{phone}", "hola", To=WA_NUMBER))
+            wait_for(lambda: api.requests > asked, 10)  # refused once: the lane waits
+            assert bot.query("SELECT 1 FROM inbound WHERE unsent = 1")
+            bot.stop(signal.SIGKILL)
+            api.rate_limit_next = 0
+            bot.start()
+            (welcome,) = wait_for(lambda: api.to(f"whatsapp:{phone}"), 10)
+            assert buttons(api, welcome)[0] == "twilio/list-picker"
+            wait_for(lambda: not bot.query("SELECT 1 FROM inbound WHERE unsent = 1"), 5)
+            assert "FIRMAR" in wa(twilio, phone, "2")[-1]
+            assert len([s for s in api.to(f"whatsapp:{phone}") if s.content_sid and
+                        buttons(api, s)[0] == "twilio/list-picker"]) == 1, "sent once"
+    finally:
+        api.rate_limit_next = 0
+        bot.stop()
+
+
 def test_buttons_off_answers_in_twiml_with_numbers(tmp_path, api: TwilioAPI) -> None:
     bot = fresh_bot(tmp_path, api, WHATSAPP_BUTTONS="off")
     try:

@@ -70,6 +70,7 @@ from bot.i18n import Catalogs
 from bot.lines import Lines
 from bot.logs import mask
 from bot.organizer import Desk
+from bot.replies import marker, resend
 from bot.store import StoreError
 from flows.types import Choice, Reply
 
@@ -386,10 +387,12 @@ class Sender:
         self._report = report
         self._scrub = scrub
 
-    def reply(self, chat_id: int, replies: Iterable[Reply]) -> None:
-        """Queue replies to a member; sent in order, in the background."""
+    def reply(self, chat_id: int, replies: Iterable[Reply],
+              done: Callable[[], Any] | None = None) -> None:
+        """Queue replies to a member; sent in order, in the background; `done` runs once
+        they have left."""
         self._lines.put(chat_id, (Outgoing(chat_id, text, markup)
-                                  for r in replies for text, markup in render(r)))
+                                  for r in replies for text, markup in render(r)), done)
 
     def answer(self, callback_id: str) -> None:
         """Answer a button press (stops its spinner), in the background."""
@@ -703,7 +706,9 @@ class TelegramChannel:
                 log.info("telegram: update %d from %s was handled before; nothing sent again",
                          received.update_id, mask(msg.address))
                 return
-            self.sender.reply(received.chat_id, outcome.replies)
+            self.sender.reply(received.chat_id, outcome.replies,
+                              marker(self.bot.store, msg.channel, msg.platform_id)
+                              if outcome.replies else None)
         except StoreError:
             raise
         except Exception:
@@ -717,6 +722,10 @@ class TelegramChannel:
     async def _run(self) -> None:
         if not await self._connect():
             return
+        try:  # what a crash left unsent goes out first, now that the Bot API answers
+            await resend(self.bot, CHANNEL)
+        except StoreError:
+            log.exception("telegram: could not read the replies a crash left unsent")
         if self.mode == "polling":
             await asyncio.gather(self._set_commands(), self._poll())
         else:

@@ -38,6 +38,7 @@ from bot.channels.sms import CHOICE_ID, WhatsAppOutlet, render
 from bot.delivery import Outcome
 from bot.lines import Lines
 from bot.logs import mask
+from bot.replies import marker
 from bot.store import StoreError
 from flows.types import Choice, Reply
 
@@ -190,7 +191,8 @@ class WhatsAppReplies:
         self.contents = Contents(bot, client)
         self.lines: Lines[str, Reply] = Lines(self._send, CHANNEL)
 
-    async def answers(self, address: str, replies: Sequence[Reply], repeat: bool) -> bool:
+    async def answers(self, address: str, replies: Sequence[Reply], repeat: bool,
+                      platform_id: str | None = None) -> bool:
         """Take this turn's replies on the member's line (True: the webhook answers with
         empty TwiML), or leave them to TwiML (False).
 
@@ -200,8 +202,8 @@ class WhatsAppReplies:
         overtake them); if they are held up (a 429, a slow Content API), it joins the line.
         """
         if any(reply.choices for reply in replies):
-            if not repeat:
-                self.lines.put(address, replies)
+            if not repeat:  # the turn marked them unsent (bot.replies): clear it once sent
+                self.lines.put(address, replies, marker(self.bot.store, CHANNEL, platform_id))
             return True
         if repeat:
             return False
