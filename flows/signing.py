@@ -94,14 +94,24 @@ def ask_confirm(t: Turn) -> State:
     return State.CONFIRM
 
 
+def ask_updates(t: Turn) -> State:
+    t.say("ask_optin", choices=_yes_no(t))
+    return State.ASK_UPDATES
+
+
 def reprompt(t: Turn, state: State) -> State:
     """Say the current question again (after a language change mid-flow)."""
     prompts: dict[State, Callable[[Turn], State]] = {
         State.ASK_NAME: ask_name,
         State.ASK_REGION: ask_region,
         State.CONFIRM: ask_confirm,
+        State.ASK_UPDATES: ask_updates,
     }
     return prompts.get(state, show_petition)(t)
+
+
+#: Steps a language change comes back to (the question is asked again in the new language).
+RESUMABLE = frozenset({State.ASK_NAME, State.ASK_REGION, State.CONFIRM, State.ASK_UPDATES})
 
 
 async def _count(t: Turn) -> str:
@@ -121,12 +131,16 @@ async def welcome(t: Turn) -> State:
 
 
 async def choose_language(t: Turn) -> State:
-    """A number, code or name picks the language; then the petition."""
+    """A number, code or name picks the language; then the petition, or the question the
+    contact was at when they asked for LANGUAGE."""
     code = parse_language(t.text, t.languages, {c: t.texts.language_names(c) for c in t.languages})
     if code is None:
         t.say("language_retry", choices=_language_choices(t), numbered=True)
         return State.CHOOSE_LANGUAGE
     t.language = code
+    resume = t.data.pop("resume", None)
+    if resume in RESUMABLE:
+        return reprompt(t, State(resume))
     return show_petition(t)
 
 
@@ -174,8 +188,7 @@ async def got_confirmation(t: Turn) -> State:
         t.effects.append(Sign(t.data["name"], t.data.get("region"),
                               summary_version(petition_summary(t))))
         t.data = {}
-        t.say("ask_optin", choices=_yes_no(t))
-        return State.ASK_UPDATES
+        return ask_updates(t)
     if answer is Answer.NO:
         t.answered = True
         t.data = {}
@@ -247,9 +260,10 @@ async def on_start(t: Turn) -> State:
 
 
 async def on_help(t: Turn) -> State:
-    """Who runs this, what it keeps, how to stop; the current step goes on."""
+    """Who runs this, what it keeps, how to stop; the current step goes on (a new contact
+    stays new: their next message gets the welcome and the language choice)."""
     t.say("help")
-    return State(t.state) if t.state != State.NEW else State.MENU
+    return State(t.state)
 
 
 async def on_sign(t: Turn) -> State:
@@ -262,7 +276,9 @@ async def on_sign(t: Turn) -> State:
 
 
 async def on_language(t: Turn) -> State:
-    """Choose the language again."""
+    """Choose the language again; a signing step is asked again after the choice."""
+    if t.state in RESUMABLE:
+        t.data["resume"] = str(t.state)
     t.say("language_prompt", choices=_language_choices(t), numbered=True)
     return State.CHOOSE_LANGUAGE
 

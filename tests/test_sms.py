@@ -104,11 +104,47 @@ def test_unclear_answers_get_a_hint(twilio: Twilio, before: tuple[str, ...], bad
 @pytest.mark.parametrize("word", ["LANGUAGE", "lang", "idioma", "Langue.", "WIKA"])
 def test_language_keyword_shows_the_list_at_any_step(twilio: Twilio, word: str) -> None:
     phone = new_number()
-    twilio.conversation(phone, "hi", "1", "SIGN")
+    twilio.conversation(phone, "hi", "1")
     answer = twilio.send(phone, word)
     assert "4 Tagalog" in answer[0]
     petition = twilio.send(phone, "espanol")
     assert "FIRMAR" in petition[1]
+
+
+# LANGUAGE while signing: after the choice, the same question in the new language, and
+# what was given so far is kept. (steps before LANGUAGE, the question's fragment, the rest)
+RESUMED = [
+    pytest.param(["SIGN"], "nombre", ["Ana Cruz", "ON", "1", "2"], id="at-the-name"),
+    pytest.param(["SIGN", "Ana Cruz"], "provincia", ["ON", "1", "2"], id="at-the-province"),
+    pytest.param(["SIGN", "Ana Cruz", "ON"], "Ana Cruz", ["1", "2"], id="at-the-confirmation"),
+    pytest.param(["SIGN", "Ana Cruz", "ON", "1"], "noticias", ["2"], id="at-the-updates"),
+]
+
+
+@pytest.mark.parametrize("steps,question,rest", RESUMED)
+def test_language_while_signing_asks_the_same_question_again(
+        twilio: Twilio, steps: list[str], question: str, rest: list[str]) -> None:
+    phone = new_number()
+    twilio.conversation(phone, "hi", "1", *steps)
+    assert "2 Español" in twilio.send(phone, "LANGUAGE")[0]
+    (again,) = twilio.send(phone, "2")
+    assert question in again
+    *_, thanks = twilio.conversation(phone, *rest)
+    assert "de 20.000" in thanks[0]
+
+
+def test_help_as_a_first_message_then_the_welcome(tmp_path_factory) -> None:
+    """A new contact's HELP is the keyword; their next message still gets the welcome and
+    the language list (HELP does not skip the language choice)."""
+    bot = BotProcess(tmp_path_factory.mktemp("help"), sms_env(TWILIO_KEYWORDS="bot")).start()
+    try:
+        with Twilio(bot) as twilio:
+            phone = new_number()
+            assert "NUPGE" in twilio.send(phone, "HELP")[0]
+            assert "2 Español" in twilio.send(phone, "hi")[0]
+            assert "FIRMAR" in twilio.send(phone, "2")[1]
+    finally:
+        bot.stop()
 
 
 @pytest.mark.parametrize("choice", ["2", "es", "Spanish", "Español", "espanol", " ESPAÑOL! "])

@@ -276,6 +276,123 @@ def test_buttons_off_answers_in_twiml_with_numbers(tmp_path, api: TwilioAPI) -> 
     assert api.to(f"whatsapp:{phone}") == []
 
 
+def test_spanish_keeps_its_accents_on_whatsapp(twilio: Twilio) -> None:
+    phone = new_number()
+    wa(twilio, phone, "hola")
+    petition = wa(twilio, phone, "2")
+    assert "á" in petition[0] + petition[1] or "í" in petition[0] + petition[1]
+
+
+@pytest.mark.parametrize("word,fragment", [
+    pytest.param("STOP", "START", id="stop-answered-by-the-bot"),
+    pytest.param("HELP", "NUPGE", id="help-answered-by-the-bot"),
+])
+def test_bot_answers_twilio_keywords_on_whatsapp(twilio: Twilio, word: str,
+                                                 fragment: str) -> None:
+    phone = new_number()
+    wa(twilio, phone, "hi")
+    wa(twilio, phone, "1")
+    answer = wa(twilio, phone, word)
+    assert len(answer) == 1 and fragment in answer[0]
+    if word == "STOP":
+        assert wa(twilio, phone, "STOP", quiet=True) == [], "answered exactly once"
+        assert wa(twilio, phone, "hello", quiet=True) == []
+        started = wa(twilio, phone, "START")
+        assert started and "back" in started[0].lower()
+
+
+@pytest.mark.parametrize("extra", [
+    pytest.param({"NumMedia": "1", "MediaContentType0": "audio/ogg",
+                  "MediaUrl0": "https://example.invalid/voice.ogg"}, id="voice-note"),
+    pytest.param({"NumMedia": "1", "MediaContentType0": "image/jpeg",
+                  "MediaUrl0": "https://example.invalid/a.jpg"}, id="image"),
+    pytest.param({"Latitude": "43.65", "Longitude": "-79.38"}, id="location"),
+])
+def test_media_gets_a_kind_answer_and_is_not_stored(twilio: Twilio, bot: BotProcess,
+                                                    extra: dict[str, str]) -> None:
+    phone = new_number()
+    wa(twilio, phone, "hola")
+    wa(twilio, phone, "2")
+    answer = wa(twilio, phone, "", **extra)
+    assert len(answer) == 1 and "escrib" in answer[0].lower()
+    stored = bot.query("SELECT replies FROM inbound WHERE replies LIKE '%example.invalid%'")
+    assert stored == []
+
+
+def test_sms_and_whatsapp_from_one_number_are_two_contacts(twilio: Twilio,
+                                                           bot: BotProcess) -> None:
+    phone = new_number()
+    for send in (lambda b: twilio.send(phone, b), lambda b: wa(twilio, phone, b)):
+        for line in ("hi", "1", "SIGN", "Ana Cruz", "ON", "1", "2"):
+            send(line)
+    rows = bot.query("SELECT channel FROM signatures WHERE contact IN (?, ?) ORDER BY channel",
+                     (phone, f"whatsapp:{phone}"))
+    assert [r[0] for r in rows] == ["sms", "whatsapp"]
+    assert "already" in wa(twilio, phone, "SIGN")[0]
+
+
+@pytest.mark.parametrize("change", [
+    pytest.param({"To": "whatsapp:+15550009999"}, id="not-our-whatsapp-number"),
+    pytest.param({"To": BOT_NUMBER}, id="whatsapp-to-the-sms-number"),
+    pytest.param({"AccountSid": "AC" + "7" * 32}, id="other-account"),
+])
+def test_messages_for_someone_else_are_refused(twilio: Twilio, bot: BotProcess,
+                                               change: dict[str, str]) -> None:
+    phone = new_number()
+    form = {**twilio.form(f"whatsapp:{phone}", "hi", To=WA_NUMBER), **change}
+    answer = twilio.post(form)
+    assert answer.status == 200 and answer.messages == []
+    assert bot.query("SELECT 1 FROM contacts WHERE address = ?", (f"whatsapp:{phone}",)) == []
+
+
+def test_forged_whatsapp_webhook_is_403(twilio: Twilio, bot: BotProcess) -> None:
+    phone = new_number()
+    form = twilio.form(f"whatsapp:{phone}", "FIRMAR", To=WA_NUMBER)
+    assert twilio.post(form, signature="forged").status == 403
+    assert twilio.post(form, signature=None).status == 403
+    assert bot.query("SELECT 1 FROM contacts WHERE address = ?", (f"whatsapp:{phone}",)) == []
+
+
+def test_healthz_lists_whatsapp(bot: BotProcess) -> None:
+    import httpx
+    health = httpx.get(bot.url + "/healthz").json()
+    assert health["channels"]["whatsapp"] == {"enabled": True, "reason": None}
+
+
+def test_sms_to_another_number_is_refused_too(twilio: Twilio, bot: BotProcess) -> None:
+    phone = new_number()
+    answer = twilio.post(twilio.form(phone, "hi", To="+15550002222"))
+    assert answer.status == 200 and answer.messages == []
+
+
+@pytest.mark.parametrize("phone", [
+    pytest.param("+5215512345678", id="mexico-mobile-with-the-old-1"),
+    pytest.param("+5491123456789", id="argentina-mobile-with-9"),
+])
+def test_whatsapp_ids_outside_todays_numbering_plan_are_answered(twilio: Twilio,
+                                                                 api: TwilioAPI,
+                                                                 bot: BotProcess,
+                                                                 phone: str) -> None:
+    """WhatsApp still names many Mexican mobiles +521…: they are members like any other,
+    answered at the id WhatsApp gave."""
+    before = len(api.to(f"whatsapp:{phone}"))
+    assert wa(twilio, phone, "hola")
+    (welcome,) = api.to(f"whatsapp:{phone}")[before:]
+    assert buttons(api, welcome)[0] == "twilio/list-picker"
+    assert "FIRMAR" in wa(twilio, phone, "2")[-1]
+    assert bot.query("SELECT channel FROM contacts WHERE address = ?",
+                     (f"whatsapp:{phone}",))[0][0] == "whatsapp"
+
+
+@pytest.mark.parametrize("sender", ["whatsapp:12345", "whatsapp:+0123456789",
+                                    "whatsapp:+1234567890123456", "whatsapp:hello"])
+def test_whatsapp_ids_that_are_not_numbers_are_refused(twilio: Twilio, bot: BotProcess,
+                                                       sender: str) -> None:
+    answer = twilio.post(twilio.form(sender, "hola", To=WA_NUMBER))
+    assert answer.status == 200 and answer.messages == []
+    assert bot.query("SELECT 1 FROM contacts WHERE address = ?", (sender,)) == []
+
+
 # --- broadcasts within WhatsApp's rules ---------------------------------------------------
 
 WA_MESSAGE = """

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Iterable
 from functools import lru_cache
 
@@ -100,6 +101,18 @@ def _normalize(raw: str) -> str | None:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+#: The shape of an E.164 number: what WhatsApp's ids are, valid by today's numbering plan or not.
+E164 = re.compile(r"\+[1-9][0-9]{7,14}")
+
+
+def whatsapp_id(raw: str) -> str | None:
+    """`whatsapp:+1416…` -> `+1416…`. WhatsApp keeps ids that numbering plans no longer
+    allow (Mexico's mobiles as `+521…`, Argentina's as `+549…`): one Twilio sends is kept as
+    it came, so replies go back to the same id; None only when it is not E.164 at all."""
+    number = raw.removeprefix(WHATSAPP_PREFIX).strip()
+    return normalize_number(number) or (number if E164.fullmatch(number) else None)
+
+
 def _to_is_ours(form: dict[str, str], settings: Settings, whatsapp: bool) -> bool:
     """The message was sent to our number (or through our Messaging Service)."""
     if whatsapp:
@@ -126,7 +139,7 @@ def to_inbound(form: dict[str, str], settings: Settings) -> Inbound | None:
                     else CHANNEL)
         return None
     sid = form.get("MessageSid") or form.get("SmsSid")
-    sender = normalize_number(raw_from.removeprefix(WHATSAPP_PREFIX))
+    sender = whatsapp_id(raw_from) if whatsapp else normalize_number(raw_from)
     if not sid or sender is None:
         log.warning("sms: webhook without a usable MessageSid or From (from %s)", mask(raw_from))
         return None
