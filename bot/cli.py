@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import json
 import logging
+import sqlite3
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -83,11 +84,14 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
                 print(f"error: --contact {args.contact!r} is not a valid {args.channel} contact "
                       "(use +E.164 for sms, a numeric id for telegram)", file=sys.stderr)
                 return 2
-            if args.lang and args.lang not in bot.campaign.languages:
+            from bot.channels.telegram import map_language
+
+            lang = map_language(args.lang, bot.campaign.languages)  # es, es-MX, pt_BR …
+            if args.lang and lang is None:
                 print(f"error: --lang {args.lang!r} is not one of the campaign's languages: "
                       f"{', '.join(bot.campaign.languages)}", file=sys.stderr)
                 return 2
-            return await run_chat(bot, args.channel, address, args.lang)
+            return await run_chat(bot, args.channel, address, lang)
         if command == "broadcast":
             from bot import broadcast
 
@@ -120,7 +124,12 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
                 print("error: the backup path is the database itself; choose another file",
                       file=sys.stderr)
                 return 2
-            await bot.store.backup(target)
+            try:
+                await bot.store.backup(target)
+            except (OSError, sqlite3.Error) as exc:
+                print(f"error: cannot write the backup to {target}: {exc}; choose a path in a "
+                      "folder you can write to", file=sys.stderr)
+                return 1
             print(f"backup written to {target}")
             return 0
     return 2

@@ -11,6 +11,7 @@ import logging
 import re
 import sys
 from datetime import UTC, datetime
+from typing import Any
 
 _DIGITS = re.compile(r"\+?\d[\d ()-]{5,}\d")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -34,13 +35,14 @@ def _mask_run(match: re.Match[str]) -> str:
     return "…" + digits[-4:]
 
 
-def _scrub(text: str) -> str:
+def scrub(text: str) -> str:
+    """Long digit runs (phone numbers, ids) in `text` down to their last four."""
     return _DIGITS.sub(_mask_run, text)
 
 
 class MaskingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = _scrub(record.getMessage())
+        record.msg = scrub(record.getMessage())
         record.args = None
         return True
 
@@ -54,8 +56,16 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         if record.exc_info:
-            entry["error"] = _scrub(self.formatException(record.exc_info))
+            entry["error"] = scrub(self.formatException(record.exc_info))
         return json.dumps(entry, ensure_ascii=False)
+
+
+class TextFormatter(logging.Formatter):
+    """One line a record; a traceback goes through the same masking as the message (an
+    exception's text can hold a number or a name)."""
+
+    def formatException(self, ei: Any) -> str:  # noqa: N802 - logging's name
+        return scrub(super().formatException(ei))
 
 
 def setup(fmt: str = "text", level: int = logging.INFO) -> None:
@@ -64,7 +74,7 @@ def setup(fmt: str = "text", level: int = logging.INFO) -> None:
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

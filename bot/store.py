@@ -524,6 +524,17 @@ class Store:
                                   "AND contact NOT LIKE 'sandbox:%'", (campaign,))
         return int(row["n"]) if row else 0
 
+    async def parked_reasons(self, limit: int = 5) -> list[dict[str, str]]:
+        """The latest parked outbox rows: signature id and why the store refused it (masked:
+        a store's error can quote a row's values)."""
+        from bot.logs import scrub
+
+        rows = await self.fetchall(
+            "SELECT signature_id, last_error FROM outbox WHERE status = 'parked' "
+            "ORDER BY id DESC LIMIT ?", (limit,))
+        return [{"signature_id": str(r["signature_id"]), "reason": scrub(r["last_error"] or "")}
+                for r in rows]
+
     async def outbox_counts(self) -> dict[str, int]:
         rows = await self.fetchall("SELECT status, count(*) AS n FROM outbox GROUP BY status")
         counts = {"pending": 0, "parked": 0, "done": 0}

@@ -111,6 +111,8 @@ def create_app(bot: Bot, health: dict[str, Any] | None = None) -> Starlette:
                          "reason": settings.whatsapp_off_reason},
             "telegram": {
                 "enabled": settings.telegram_enabled,
+                "connected": bool(settings.telegram_enabled and bot.telegram is not None and
+                                  not status.get("telegram_error")),
                 "mode": status.get("telegram_mode") if settings.telegram_enabled else None,
                 "reason": settings.telegram_off_reason or status.get("telegram_error"),
             },
@@ -119,7 +121,10 @@ def create_app(bot: Bot, health: dict[str, Any] | None = None) -> Starlette:
         return JSONResponse({
             "status": "degraded" if degraded else "ok",
             "channels": channels,
-            "outbox": {"pending": counts["pending"], "parked": counts["parked"]},
+            "outbox": {"pending": counts["pending"], "parked": counts["parked"],
+                       # why the latest parked rows were refused (retrying cannot fix them)
+                       "parked_reasons": await bot.store.parked_reasons() if counts["parked"]
+                       else []},
             "sync": {
                 "last_error": sync_error,
                 "backend": status.get("sync_backend"),

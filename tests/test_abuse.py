@@ -16,7 +16,8 @@ ORGANIZER = "+14165559999"
 @pytest.fixture(scope="module")
 def bot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BotProcess]:
     process = BotProcess(tmp_path_factory.mktemp("abuse"),
-                         sms_env(ORGANIZERS=f"sms:{ORGANIZER},telegram:42")).start()
+                         # written as people write numbers: read as +E.164
+                         sms_env(ORGANIZERS="sms:+1 (416) 555-9999,telegram:42")).start()
     yield process
     process.stop()
 

@@ -56,6 +56,23 @@ def test_chat_piped_gives_one_block_per_line(tmp_path: Path) -> None:
     assert "+14165550123" not in result.stderr
 
 
+def test_chat_piped_script_of_fifty_lines_is_answered_line_by_line(tmp_path: Path) -> None:
+    """A script is not a flood: every line gets its block (the flood limit is for platforms)."""
+    lines = ["hi", "1"] + ["MENU"] * 48
+    result = run(tmp_path, "chat", "--contact", "+14165550124", stdin="\n".join(lines) + "\n")
+    assert result.returncode == 0, result.stderr
+    out = blocks(result.stdout)
+    assert len(out) == 50 and "(no reply)" not in out
+
+
+@pytest.mark.parametrize("tag", ["es", "es-MX", "ES_mx"])
+def test_chat_lang_takes_telegram_style_tags(tmp_path: Path, tag: str) -> None:
+    result = run(tmp_path, "chat", "--channel", "telegram", "--contact", "43", "--lang", tag,
+                 stdin="/start\n")
+    assert result.returncode == 0, result.stderr
+    assert "Firmar" in result.stdout
+
+
 def test_chat_telegram_channel_shows_buttons(tmp_path: Path) -> None:
     result = run(tmp_path, "chat", "--channel", "telegram", "--contact", "42", "--lang", "es",
                  stdin="hola\n")
@@ -86,6 +103,7 @@ def test_bad_usage_exits_2(tmp_path: Path, args: list[str], fragment: str) -> No
     pytest.param({"BOT_PORT": "http"}, "BOT_PORT", id="port"),
     pytest.param({"TWILIO_KEYWORDS": "carrier"}, "TWILIO_KEYWORDS", id="keywords"),
     pytest.param({"ORGANIZERS": "bob"}, "ORGANIZERS", id="organizers"),
+    pytest.param({"ORGANIZERS": "sms:call-me"}, "ORGANIZERS", id="organizer-not-a-number"),
     pytest.param({"CAMPAIGN_FILE": "missing.toml"}, "CAMPAIGN_FILE", id="campaign-missing"),
     pytest.param({"CENTRAL_STORE_URL": "ftp://x"}, "CENTRAL_STORE_URL", id="central-store"),
     pytest.param({"BROADCAST_HOURS": "9am-9pm"}, "BROADCAST_HOURS", id="hours"),
@@ -165,6 +183,14 @@ def test_backup_onto_the_database_itself_is_refused(signed: Path) -> None:
     assert result.returncode == 2
 
 
+@pytest.mark.parametrize("where", ["a-file/copy.sqlite3", "/proc/copy.sqlite3"])
+def test_backup_to_a_path_that_cannot_be_written_says_so(signed: Path, where: str) -> None:
+    (signed / "a-file").write_text("not a folder")
+    result = run(signed, "backup", where)
+    assert result.returncode == 1
+    assert "cannot write the backup" in result.stderr and "Traceback" not in result.stderr
+
+
 def test_locales_check_passes_on_the_bundled_catalogs(tmp_path: Path) -> None:
     result = run(tmp_path, "locales", "check")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -195,7 +221,7 @@ def test_serve_without_credentials_starts_and_says_why(tmp_path: Path) -> None:
         assert "TWILIO_ACCOUNT_SID" in health["channels"]["sms"]["reason"]
         assert health["channels"]["telegram"]["enabled"] is False
         assert "TELEGRAM_BOT_TOKEN" in health["channels"]["telegram"]["reason"]
-        assert health["outbox"] == {"pending": 0, "parked": 0}
+        assert health["outbox"] == {"pending": 0, "parked": 0, "parked_reasons": []}
         assert httpx.post(bot.url + "/twilio/sms", data={"Body": "hi"}).status_code == 404
         assert httpx.post(bot.url + "/telegram/webhook", json={}).status_code == 404
     finally:

@@ -59,6 +59,18 @@ def test_json_logs_of_a_real_conversation(tmp_path_factory: pytest.TempPathFacto
     assert AUTH_TOKEN not in text
 
 
+def test_text_formatter_masks_exceptions() -> None:
+    from bot.logs import TextFormatter
+
+    try:
+        raise ValueError("bad number +14165550123")
+    except ValueError:
+        import sys
+        record = logging.LogRecord("x", logging.ERROR, __file__, 1, "boom", None, sys.exc_info())
+    line = TextFormatter("%(message)s").format(record)
+    assert "Traceback" in line and "+14165550123" not in line and "…0123" in line
+
+
 def test_json_formatter_masks_exceptions() -> None:
     try:
         raise ValueError("bad number +14165550123")

@@ -509,7 +509,7 @@ def test_serve_worker_drains_what_sms_webhooks_signed(tmp_path: Path) -> None:
             twilio.send(two, "DELETE")
             twilio.send(two, "1")
             wait_for(lambda: two not in store_rows())
-            assert health()["outbox"] == {"pending": 0, "parked": 0}
+            assert health()["outbox"] == {"pending": 0, "parked": 0, "parked_reasons": []}
             # A restart keeps going from where it was.
             bot.stop()
             with sqlite3.connect(tmp_path / "bot.sqlite3") as conn:

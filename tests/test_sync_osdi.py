@@ -330,8 +330,13 @@ def test_serve_worker_reports_errors_parked_rows_and_erasures_in_healthz(
             api.refuse(lambda body: body["person"]["given_name"] == "Bad", 422, "bad name")
             for line in ("hi", "1", "SIGN", "Bad Name", "ON", "1", "2"):
                 twilio.send(bad, line)
-            wait_for(lambda: health()["outbox"] == {"pending": 0, "parked": 2})
+            wait_for(lambda: (health()["outbox"]["pending"], health()["outbox"]["parked"])
+                     == (0, 2))
             status = health()
+            reasons = status["outbox"]["parked_reasons"]
+            assert len(reasons) == 2 and all("422" in r["reason"] and "bad name" in r["reason"]
+                                             for r in reasons)
+            assert "Bad" not in str(reasons) and bad not in str(reasons)
             assert status["sync"]["last_error"] is None
             assert status["status"] == "degraded"  # a parked row needs an organizer
             assert status["sync"]["erase_supported"] is False

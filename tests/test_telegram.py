@@ -291,7 +291,8 @@ def test_healthz_shows_mode_and_connection(webhook_bot: BotProcess, polling_bot:
                                            which: str, expected: str) -> None:
     bot = webhook_bot if which == "webhook" else polling_bot
     answer = health(bot)
-    assert answer["channels"]["telegram"] == {"enabled": True, "mode": expected, "reason": None}
+    assert answer["channels"]["telegram"] == {"enabled": True, "connected": True,
+                                              "mode": expected, "reason": None}
     assert answer["status"] == "ok"
 
 
@@ -307,6 +308,7 @@ def test_refused_token_shows_in_healthz(api: TelegramAPI, tmp_path: Path) -> Non
         answer = health(bot)
         assert answer["status"] == "degraded"
         assert answer["channels"]["telegram"]["mode"] == "polling"
+        assert answer["channels"]["telegram"]["connected"] is False
     finally:
         assert bot.stop() == 0
     assert "NotAValidToken" not in bot.logs(), "the token never shows in the logs"
