@@ -59,6 +59,19 @@ def read_catalog(path: Path) -> dict[str, str]:
     }
 
 
+def learn_words(texts: dict[str, dict[str, str]]) -> list[str]:
+    """The keywords, answers and province names catalogs give (`words_*`), into the flows'
+    tables; returns the province pairs that could not be read."""
+    from flows.keywords import add_words
+    from flows.regions import add_names
+
+    bad = []
+    for lang, entries in texts.items():
+        add_words(lang, entries)
+        bad += [f"{lang}: {pair!r}" for pair in add_names(entries)]
+    return bad
+
+
 @dataclass
 class Catalogs:
     """Texts for one campaign in each of its languages; a missing text falls back to English."""
@@ -82,6 +95,7 @@ class Catalogs:
                 raise ConfigError(f"catalog {path} cannot be read: {exc}") from exc
         for lang, overrides in campaign.texts.items():
             texts.setdefault(lang, {}).update(overrides)
+        learn_words(texts)
         return cls(campaign, texts)
 
     def has(self, lang: str, key: str) -> bool:

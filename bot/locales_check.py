@@ -30,19 +30,28 @@ from pathlib import Path
 
 from bot.campaign import Campaign, load_campaign
 from bot.config import Settings
-from bot.i18n import DOMAIN, LOCALES_DIR, PLACEHOLDER, SOURCE_LANGUAGE, Catalogs, read_catalog
+from bot.i18n import (
+    DOMAIN,
+    LOCALES_DIR,
+    PLACEHOLDER,
+    SOURCE_LANGUAGE,
+    Catalogs,
+    learn_words,
+    read_catalog,
+)
 from bot.sms_text import KEEP_ACCENTS, Cost, cost, to_gsm7
 from flows.keywords import (
     ANSWERS,
     INTENDED_COLLISIONS,
     KEYWORDS,
+    WORD_ENTRIES,
     Answer,
     Keyword,
     fold_word,
     index_words,
 )
 from flows.languages import NOT_CODES, names_of
-from flows.regions import PROVINCES
+from flows.regions import NAMES_ENTRY, PROVINCES
 from flows.types import Choice, Reply
 
 #: Segments one SMS text may take, by encoding; texts carrying the language list get more.
@@ -113,6 +122,9 @@ def load_all(campaign: Campaign, locales_dir: Path, found: Findings) -> tuple[Ca
             found.errors.append(f"{lang}: {path} cannot be read: {exc}")
     for lang, overrides in campaign.texts.items():
         texts.setdefault(lang, {}).update(overrides)
+    for pair in learn_words(texts):
+        found.errors.append(f"{pair} in {NAMES_ENTRY} is not `CODE = name` with one of the "
+                            "13 two-letter codes")
     readable = [lang for lang in languages_to_check(campaign, locales_dir) if lang in texts]
     return Catalogs(dataclasses.replace(campaign, languages=tuple(readable)), texts), readable
 
@@ -123,7 +135,7 @@ def check_messages(catalogs: Catalogs, lang: str, source: dict[str, str], found:
     texts = catalogs.texts[lang]
     for key in sorted(set(source) - set(texts)):
         found.errors.append(f"{lang}: missing text {key!r} (English: {source[key]!r})")
-    for key in sorted(set(texts) - set(source)):
+    for key in sorted(set(texts) - set(source) - set(WORD_ENTRIES) - {NAMES_ENTRY}):
         found.warnings.append(f"{lang}: {key!r} is not in the English catalog (unused)")
     if lang != SOURCE_LANGUAGE:
         same = [key for key in source if texts.get(key) == source[key] and len(source[key]) > 8]
@@ -255,8 +267,9 @@ def check_words(catalogs: Catalogs, languages: list[str], found: Findings,
                            f"({INTENDED_COLLISIONS.get(code, 'a common word')})")
     for lang in languages:
         if lang not in keyword_table:
-            found.warnings.append(f"{lang}: no keywords in flows/keywords.py: only English "
-                                  "STOP/HELP/… will work for these contacts")
+            found.warnings.append(f"{lang}: no keywords of its own: only English STOP/HELP/… "
+                                  "will work for these contacts; add words_stop, words_help, "
+                                  "… to its catalog (docs/translating.md)")
 
 
 #: Words a text tells people to send: capitalised Latin or Cyrillic words, and words in quotes.

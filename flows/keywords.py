@@ -3,10 +3,15 @@
 A keyword is a message that is exactly one of these words once folded (case, accents,
 surrounding spaces and punctuation ignored). English words work for everyone; each
 language's own words work too; every language's stop words stop any contact.
+
+The ten bundled languages' words are in the tables below. A language's catalog can add words
+(`words_stop`, `words_yes`, … in its .po file: `add_words`, at start-up), so a new language
+needs only its catalog and a line in the campaign file.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
 from typing import TypeVar
 
@@ -230,6 +235,36 @@ def index_words(table: dict[str, dict[T, tuple[str, ...]]]) -> dict[str, dict[st
 
 _KEYWORD_INDEX = index_words(KEYWORDS)
 _ANSWER_INDEX = index_words(ANSWERS)
+
+#: Catalog entries that hold a language's own words, `|` between them:
+#: msgid "words_stop" / msgstr "PARE | PARAR".
+WORD_ENTRIES: dict[str, Keyword | Answer] = {
+    **{f"words_{k.value}": k for k in Keyword},
+    **{f"words_{a.value}": a for a in Answer},
+}
+
+
+def split_words(raw: str) -> tuple[str, ...]:
+    return tuple(w.strip() for w in raw.split("|") if w.strip())
+
+
+def add_words(lang: str, catalog: Mapping[str, str]) -> None:
+    """Take the words a language's catalog gives (`words_stop`, …) into the tables."""
+    global _KEYWORD_INDEX, _ANSWER_INDEX
+    changed = False
+    for entry, meaning in WORD_ENTRIES.items():
+        words = split_words(catalog.get(entry, ""))
+        if not words:
+            continue
+        table: dict[str, dict[Keyword | Answer, tuple[str, ...]]] = (
+            KEYWORDS if isinstance(meaning, Keyword) else ANSWERS)  # type: ignore[assignment]
+        have = table.setdefault(lang, {}).get(meaning, ())
+        new = tuple(w for w in words if w not in have)
+        if new:
+            table[lang][meaning] = have + new
+            changed = True
+    if changed:
+        _KEYWORD_INDEX, _ANSWER_INDEX = index_words(KEYWORDS), index_words(ANSWERS)
 
 
 def match_keyword(text: str, lang: str | None) -> tuple[Keyword, str] | None:

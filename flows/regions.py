@@ -69,6 +69,24 @@ _INDEX: dict[str, str] = {
     **{code.lower(): code for code in PROVINCES},
 }
 
+#: The catalog entry with a language's own province names: `ON = Ontário | QC = Quebeque`.
+NAMES_ENTRY = "words_provinces"
+
+
+def add_names(catalog: dict[str, str]) -> list[str]:
+    """Take a catalog's province names (`words_provinces`) in; returns what it could not
+    read (an unknown code, a pair without `=`)."""
+    bad = []
+    for pair in (p.strip() for p in catalog.get(NAMES_ENTRY, "").split("|")):
+        code, sep, name = (part.strip() for part in pair.partition("="))
+        if not pair:
+            continue
+        if not sep or code.upper() not in PROVINCES or not name:
+            bad.append(pair)
+            continue
+        _INDEX.setdefault(loosen(fold_name(name)), code.upper())
+    return bad
+
 
 def parse_region(text: str) -> str | None:
     """`on`, `Ontario`, `Ontário`, `安大略`, `أونتاريو` -> the two-letter code, else None."""

@@ -4,6 +4,12 @@ numbers and right-to-left Arabic. End-to-end cases drive one real bot process (t
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from bot.campaign import load_campaign
@@ -531,3 +537,88 @@ def test_telegram_gets_the_original_text_and_sms_the_mapped_one(catalogs: Catalo
 def test_parse_language_edges(catalogs: Catalogs, typed: str, expected: str | None) -> None:
     names = {code: catalogs.language_names(code) for code in LANGUAGES}
     assert parse_language(typed, LANGUAGES, names) == expected
+
+
+# --- a new language: its catalog and one line in the campaign file, no code --------------
+
+PT_WORDS = '''
+msgid "words_stop"
+msgstr "PARE | SAIR"
+
+msgid "words_help"
+msgstr "AJUDA"
+
+msgid "words_sign"
+msgstr "ASSINAR"
+
+msgid "words_yes"
+msgstr "SIM"
+
+msgid "words_no"
+msgstr "NÃO"
+
+msgid "words_skip"
+msgstr "PULAR"
+
+msgid "words_provinces"
+msgstr "QC = Quebeque | NS = Nova Escócia"
+'''
+
+
+def new_language(tmp_path: Path, words: str = PT_WORDS) -> dict[str, str]:
+    """Portuguese added the way a translator would: a catalog (here the Spanish texts stand
+    in for a translation) with its words, and `pt` in a copy of the campaign file."""
+    import shutil
+
+    locales = tmp_path / "locales"
+    shutil.copytree(ROOT / "locales", locales)
+    (locales / "pt" / "LC_MESSAGES").mkdir(parents=True)
+    spanish = (locales / "es" / "LC_MESSAGES" / "bot.po").read_text(encoding="utf-8")
+    (locales / "pt" / "LC_MESSAGES" / "bot.po").write_text(spanish + words, encoding="utf-8")
+    campaign = (ROOT / "campaign.toml").read_text(encoding="utf-8").replace(
+        'languages = ["en", "es", "fr", "tl", "pa", "hi", "zh", "vi", "ar", "uk"]',
+        'languages = ["en", "pt"]').replace('gsm7_languages = ["es", "fr", "tl"]',
+                                             'gsm7_languages = ["es", "fr", "tl", "pt"]')
+    (tmp_path / "c.toml").write_text(campaign, encoding="utf-8")
+    return {"CAMPAIGN_FILE": str(tmp_path / "c.toml"), "BOT_LOCALES_DIR": str(locales)}
+
+
+def run_bot(tmp_path: Path, *args: str, stdin: str = "",
+            **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("TWILIO_", "TELEGRAM_"))}
+    return subprocess.run([sys.executable, str(ROOT / "run_bot.py"), *args], cwd=tmp_path,
+                          input=stdin, capture_output=True, text=True, timeout=60,
+                          env={**clean, "BOT_DB": str(tmp_path / "bot.sqlite3"), **env})
+
+
+def test_a_new_language_needs_only_its_catalog_and_the_campaign_line(tmp_path: Path) -> None:
+    env = new_language(tmp_path)
+    steps = ["oi", "2", "ASSINAR", "Ana Cruz", "Quebeque", "SIM", "NÃO", "PARE"]
+    chat = run_bot(tmp_path, "chat", "--contact", "+14165550777", stdin="\n".join(steps) + "\n",
+                   **env)
+    assert chat.returncode == 0, chat.stderr
+    out = chat.stdout.rstrip("\n").split("\n\n")
+    assert len(out) == len(steps) and "(no reply)" not in out[:-1]
+    assert "2 Português" in out[0]
+    assert "Ana Cruz" in out[4], "Quebeque was read as a province: the confirmation came"
+    export = run_bot(tmp_path, "export", "signatures", "--format", "jsonl", **env)
+    (row,) = [json.loads(line) for line in export.stdout.splitlines()]
+    assert (row["language"], row["region"], row["opted_in_updates"]) == ("pt", "QC", False)
+    assert "PARE" not in out[-1] and out[-1] != "(no reply)", "PARE stopped the contact"
+    check = run_bot(tmp_path, "locales", "check", **env)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "pt: no keywords of its own" not in check.stderr
+
+
+@pytest.mark.parametrize("words,expected", [
+    pytest.param("", "pt: no keywords of its own", id="no-words-a-warning"),
+    pytest.param('\nmsgid "words_provinces"\nmsgstr "XX = Nowhere"\n', "'XX = Nowhere'",
+                 id="unknown-province-code-an-error"),
+    pytest.param('\nmsgid "words_stop"\nmsgstr "SIGN"\n', "collision: 'sign'",
+                 id="a-stop-word-that-signs-an-error"),
+])
+def test_locales_check_guides_the_new_languages_words(tmp_path: Path, words: str,
+                                                     expected: str) -> None:
+    check = run_bot(tmp_path, "locales", "check", **new_language(tmp_path, words))
+    assert expected in check.stderr
+    assert check.returncode == (0 if words == "" else 1)
