@@ -539,6 +539,30 @@ def test_simulator_telegram_shows_buttons_that_send_their_value(client: httpx.Cl
     assert "[Firmar]" in asked and "nombre" in asked
 
 
+def test_simulator_whatsapp_shows_the_list_and_the_buttons_a_phone_gets(
+        client: httpx.Client) -> None:
+    """The ten languages as a list behind "Choose", yes/no as quick replies; what a tap
+    sends is the choice's value, as Twilio reports a real tap."""
+    csrf = csrf_of(client)
+    client.post("/console/simulator/settings", data={"csrf": csrf, "channel": "whatsapp",
+                                                      "lang": ""})
+    page = client.get("/console/simulator").text
+    assert "WhatsApp chat" in page and 'value="whatsapp" checked' in page
+    welcome = say(client, csrf, "hola")
+    assert '<details class="keyboard picker"><summary>Choose</summary>' in welcome
+    spanish = re.search(r'name="text" value="([^"]+)"><input type="hidden" name="label" '
+                        r'value="2 Español">', welcome)
+    assert spanish and spanish[1] == "lang:es", welcome
+    petition = say(client, csrf, spanish[1], "2 Español")
+    assert "FIRMAR" in petition and 'value="Firmar"' in petition
+    assert "segment" not in petition, "WhatsApp has no SMS segments"
+    say(client, csrf, "SIGN", "Firmar")
+    say(client, csrf, "Prueba WhatsApp")
+    confirm = say(client, csrf, "ON")
+    assert 'value="Sí"' in confirm and 'value="No"' in confirm and "<details" not in confirm
+    client.post("/console/simulator/reset", data={"csrf": csrf})
+
+
 def test_simulator_without_script_redirects_back(client: httpx.Client) -> None:
     csrf = csrf_of(client)
     answer = client.post("/console/simulator/send", data={"csrf": csrf, "text": "hi"})

@@ -20,7 +20,7 @@ from bot.engine import Inbound
 from bot.store import SANDBOX, utcnow
 from flows.types import Reply
 
-CHANNELS = ("sms", "telegram")
+CHANNELS = ("sms", "telegram", "whatsapp")
 MAX_TEXT = 1600
 
 
@@ -45,7 +45,8 @@ def inbound(bot: Bot, session: Session, text: str) -> Inbound:
 
         return telegram.to_inbound(session.sandbox, text, campaign=bot.campaign,
                                    language_code=session.sim_lang)
-    return Inbound(channel="sms", address=session.sandbox, text=text,
+    channel = "whatsapp" if session.sim_channel == "whatsapp" else "sms"
+    return Inbound(channel=channel, address=session.sandbox, text=text,
                    language_hint=session.sim_lang)
 
 

@@ -42,7 +42,7 @@ from bot.http import BodyTooLarge, read_form
 from bot.i18n import PLACEHOLDER
 from bot.reports import EXPORT_COLUMNS, broadcast_history, export_signatures, stats
 from bot.sms_text import GSM7_SINGLE, UCS2_SINGLE, cost
-from flows.types import Reply
+from flows.types import Choice, Reply
 
 log = logging.getLogger(__name__)
 
@@ -750,21 +750,39 @@ def render_item(ctx: Ctx, item: sandbox.Item) -> str:
     if item.sender == "note":
         return f'<li class="msg note">{e(body.get("text", ""))}</li>'
     reply = Reply.from_json(body["reply"])
+
+    def press(c: Choice) -> str:
+        return (f'<form method="post" action="/console/simulator/send" data-sim>'
+                f'{csrf_field(ctx.session.csrf)}<input type="hidden" name="text" '
+                f'value="{e(c.value)}"><input type="hidden" name="label" value="{e(c.label)}">'
+                f'<button type="submit">{e(c.label)}</button></form>')
+
+    def bubble(text: str, extra: str = "") -> str:
+        return (f'<li class="msg bot"><span class="visually-hidden">Bot: </span>'
+                f'<p dir="auto">{e(text)}</p>{extra}</li>')
+
     if body.get("channel") == "telegram":
         from bot.channels import telegram
 
-        rows = []
-        for row in telegram.buttons(reply):
-            cells = "".join(
-                f'<form method="post" action="/console/simulator/send" data-sim>'
-                f'{csrf_field(ctx.session.csrf)}<input type="hidden" name="text" '
-                f'value="{e(c.value)}"><input type="hidden" name="label" value="{e(c.label)}">'
-                f'<button type="submit">{e(c.label)}</button></form>' for c in row)
-            rows.append(f'<div class="row">{cells}</div>')
-        keyboard = f'<div class="keyboard">{"".join(rows)}</div>' if rows else ""
-        return (f'<li class="msg bot"><span class="visually-hidden">Bot: </span>'
-                f'<p dir="auto">{e(reply.text)}</p>{keyboard}</li>')
+        rows = "".join(f'<div class="row">{"".join(press(c) for c in row)}</div>'
+                       for row in telegram.buttons(reply))
+        return bubble(reply.text, f'<div class="keyboard">{rows}</div>' if rows else "")
     from bot.channels import sms
+
+    if body.get("channel") == "whatsapp":
+        from bot.channels import whatsapp
+
+        choose = ctx.bot.catalogs.text(reply.lang, "button_choose")
+        content = whatsapp.content_for(reply, choose) if reply.choices else None
+        if content is None:  # no choices, or they do not fit: numbered text, as sent
+            return bubble(sms.render(reply, ctx.bot.campaign, "whatsapp"))
+        choices = whatsapp.labels(reply)
+        if "twilio/quick-reply" in content["types"]:
+            buttons = f'<div class="row">{"".join(press(c) for c in choices)}</div>'
+            return bubble(reply.text, f'<div class="keyboard">{buttons}</div>')
+        items = "".join(f'<div class="row">{press(c)}</div>' for c in choices)
+        return bubble(reply.text, f'<details class="keyboard picker"><summary>{e(choose)}'
+                                  f'</summary>{items}</details>')
 
     shown = sms.render(reply, ctx.bot.campaign)
     c = cost(shown)
@@ -788,7 +806,8 @@ async def simulator_page(ctx: Ctx) -> Response:
     options = '<option value="">None (the bot asks)</option>' + "".join(
         f'<option value="{e(c)}"{" selected" if c == session.sim_lang else ""}>'
         f"{e(ctx.language_name(c))}</option>" for c in campaign.languages)
-    phone_name = "Telegram chat" if channel == "telegram" else "Basic phone (SMS)"
+    phone_name = {"telegram": "Telegram chat", "whatsapp": "WhatsApp chat"}.get(
+        channel, "Basic phone (SMS)")
     lang_note = (f" · language {e(ctx.language_name(session.sim_lang))}"
                  if session.sim_lang else "")
     body = f"""<div class="sim">
@@ -814,7 +833,8 @@ async def simulator_page(ctx: Ctx) -> Response:
 <div class="field"><label for="sim-lang">Phone language</label>
 <select id="sim-lang" name="lang">{options}</select>
 <p class="hint">SMS: a language here welcomes the contact in it, already chosen; none lists
-the languages. Telegram: the app's language, as <code>language_code</code>.</p></div>
+the languages (WhatsApp too). Telegram: the app's language, as
+<code>language_code</code>.</p></div>
 <button type="submit" class="secondary">Apply and start over</button>
 </form>
 <form method="post" action="/console/simulator/reset" class="card">
