@@ -57,12 +57,14 @@ class Outcome:
 
 class Tally:
     """The count a thank-you shows. Several bots may feed one central store, so it is the
-    store's total as the sync worker last read it, plus what this bot has gathered since
-    (`central`); until a total is known, or when this bot alone has more, its own count."""
+    store's total as the sync worker last read it, plus this bot's signatures that were not
+    in it then (not synced yet, parked, or new since); until a total is known, or when this
+    bot alone has more, its own count."""
 
     def __init__(self, store: Store, campaign: str) -> None:
         self.store, self.campaign = store, campaign
-        self.central: tuple[int, int] | None = None  # (the store's total, ours at that time)
+        #: (the store's total, how many of ours it held then: synced ones)
+        self.central: tuple[int, int] | None = None
 
     async def signature_count(self) -> int:
         ours = await self.store.signature_count(self.campaign)
@@ -73,7 +75,7 @@ class Tally:
 
     async def set_central(self, total: int) -> None:
         """The central store holds `total` now (read by the sync worker)."""
-        self.central = (total, await self.store.signature_count(self.campaign))
+        self.central = (total, await self.store.synced_count(self.campaign))
 
 
 class _FixedTexts:

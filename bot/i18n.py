@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from bot.config import ConfigError
 #: a translator trying a draft).
 LOCALES_DIR = Path(os.environ.get("BOT_LOCALES_DIR") or ROOT / "locales")
 DOMAIN = "bot"
+log = logging.getLogger(__name__)
 SOURCE_LANGUAGE = "en"
 
 #: Our language codes -> the CLDR locale Babel formats them with.
@@ -95,7 +97,9 @@ class Catalogs:
                 raise ConfigError(f"catalog {path} cannot be read: {exc}") from exc
         for lang, overrides in campaign.texts.items():
             texts.setdefault(lang, {}).update(overrides)
-        learn_words(texts)
+        for problem in learn_words(texts):
+            log.warning("words_provinces: %s is not `CODE = name` with one of the 13 codes, or "
+                        "the name is another province's; run `locales check`", problem)
         return cls(campaign, texts)
 
     def has(self, lang: str, key: str) -> bool:

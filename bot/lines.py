@@ -48,10 +48,10 @@ class Lines(Generic[K, T]):
         """Queue items for one member, after what is already on their line; `done` runs
         once they have all left."""
         batch: list[Any] = list(items)
-        if not batch:
-            return
         if done is not None:
             batch.append(_Done(done))
+        if not batch:
+            return
         line: deque[Any] | None = self._lines.get(key)
         if line is not None:
             line.extend(batch)
@@ -93,11 +93,12 @@ class Lines(Generic[K, T]):
         if pending:
             log.warning("%s: stopped with %d members' replies unsent", self._name, len(pending))
 
-    def _run(self, done: _Done) -> None:
+    async def _run(self, done: _Done) -> None:
+        """Run a mark in the line's own task, so stopping waits for it like for a send."""
         try:
             result = done.callback()
             if asyncio.iscoroutine(result):
-                self.spawn(result, f"{self._name}-done")
+                await result
         except Exception:
             log.exception("%s: marking replies as sent failed", self._name)
 
@@ -107,7 +108,7 @@ class Lines(Generic[K, T]):
             while line:
                 item = line[0]
                 if isinstance(item, _Done):
-                    self._run(item)
+                    await self._run(item)
                     line.popleft()
                     continue
                 try:
@@ -116,10 +117,10 @@ class Lines(Generic[K, T]):
                     log.exception("%s: a reply could not be sent", self._name)
                     keep_going = True
                 if not keep_going:  # the rest is dropped: nothing to send again later
-                    for dropped in line:
-                        if isinstance(dropped, _Done):
-                            self._run(dropped)
+                    marks = [dropped for dropped in line if isinstance(dropped, _Done)]
                     line.clear()
+                    for mark in marks:
+                        await self._run(mark)
                     break
                 line.popleft()
         finally:

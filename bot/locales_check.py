@@ -123,8 +123,8 @@ def load_all(campaign: Campaign, locales_dir: Path, found: Findings) -> tuple[Ca
     for lang, overrides in campaign.texts.items():
         texts.setdefault(lang, {}).update(overrides)
     for pair in learn_words(texts):
-        found.errors.append(f"{pair} in {NAMES_ENTRY} is not `CODE = name` with one of the "
-                            "13 two-letter codes")
+        found.errors.append(f"{pair} in {NAMES_ENTRY}: write `CODE = name` with one of the "
+                            "13 two-letter codes, a name no other province has")
     readable = [lang for lang in languages_to_check(campaign, locales_dir) if lang in texts]
     return Catalogs(dataclasses.replace(campaign, languages=tuple(readable)), texts), readable
 

@@ -58,37 +58,48 @@ def marker(store: Store, channel: str, platform_id: str | None
     return sent
 
 
-async def resend(bot: Any, channel: str) -> int:
-    """On start: put what a crash left unsent on `channel` back on the members' lines,
-    oldest first. Returns how many turns' replies were queued again."""
+async def resend(bot: Any) -> int:
+    """On start, before the server takes any message: put what a crash left unsent back on
+    the members' lines, oldest first (Telegram's wait there until the Bot API answers).
+    Returns how many turns' replies were queued again."""
     cutoff = (datetime.now(UTC) - RESEND_WITHIN).strftime("%Y-%m-%dT%H:%M:%SZ")
     rows = await bot.store.fetchall(
         "SELECT i.channel, i.platform_id, i.replies, i.received_at, c.address "
-        "FROM inbound i LEFT JOIN contacts c ON c.id = i.contact_id "
-        "WHERE i.unsent = 1 AND i.channel = ? "
-        "ORDER BY i.received_at, length(i.platform_id), i.platform_id", (channel,))
+        "FROM inbound i LEFT JOIN contacts c ON c.id = i.contact_id WHERE i.unsent = 1 "
+        "ORDER BY i.received_at, length(i.platform_id), i.platform_id")
     queued = 0
     for row in rows:
-        pid, address = row["platform_id"], row["address"]
-        done = marker(bot.store, channel, pid)
+        channel, address = row["channel"], row["address"]
+        done = marker(bot.store, channel, row["platform_id"])
         assert done is not None
-        replies = replies_from(row["replies"])
-        if not replies or address is None or row["received_at"] < cutoff:
-            await done()  # erased, or stale: nothing to send
-            continue
-        chat = address.removeprefix("telegram:")
-        if channel == "telegram" and bot.telegram is not None and chat.lstrip("-").isdigit():
-            bot.telegram.sender.reply(int(chat), replies, done)
-        elif channel == "whatsapp" and bot.whatsapp is not None:
-            bot.whatsapp.lines.put(address, replies, done)
-        else:
-            log.warning("%s %s: replies left unsent, but the channel is off now",
-                        channel, mask(address))
-            await done()
-            continue
-        queued += 1
+        fresh = address is not None and row["received_at"] >= cutoff  # not erased, not stale
+        try:
+            if fresh and _queue(bot, channel, address, replies_from(row["replies"]), done):
+                queued += 1
+                continue
+        except Exception:
+            log.exception("%s %s: replies left unsent could not be queued again", channel,
+                          mask(address))
+        await done()  # nothing more will be tried for this one
     if queued:
-        log.warning("%s: sending the replies of %d messages that a stop or crash left unsent",
-                    channel, queued)
+        log.warning("sending the replies of %d messages that a stop or crash left unsent",
+                    queued)
     return queued
 
+
+def _queue(bot: Any, channel: str, address: str, replies: list[Reply],
+           done: Callable[[], Awaitable[None]]) -> bool:
+    """Put replies back on their member's line; False when there is nothing to send or the
+    channel is off now."""
+    chat = address.removeprefix("telegram:")
+    if not replies:
+        return False
+    if channel == "telegram" and bot.telegram is not None and chat.lstrip("-").isdigit():
+        bot.telegram.sender.reply(int(chat), replies, done)
+        return True
+    if channel == "whatsapp" and bot.whatsapp is not None:
+        bot.whatsapp.lines.put(address, replies, done)
+        return True
+    log.warning("%s %s: replies left unsent, but the channel is off now", channel,
+                mask(address))
+    return False

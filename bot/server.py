@@ -86,11 +86,13 @@ async def serve(settings: Settings) -> int:
         if settings.whatsapp_enabled and settings.whatsapp_buttons:
             whatsapp_client = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=5.0))
             bot.whatsapp = WhatsAppReplies(bot, whatsapp_client)
-            await replies.resend(bot, "whatsapp")  # what a crash left unsent, first
-        bot.engine.replies_later = partial(replies.later, bot)
         if settings.telegram_enabled:
             bot.telegram = TelegramChannel(bot, health)
-            await bot.telegram.start()  # sends what a crash left unsent once connected
+        # What a crash left unsent goes on the lines before anything new can come in.
+        await replies.resend(bot)
+        bot.engine.replies_later = partial(replies.later, bot)
+        if bot.telegram is not None:
+            await bot.telegram.start()
         log.info("campaign %s, languages %s; listening on http://%s:%d (public URL %s)",
                  bot.campaign.id, ",".join(bot.campaign.languages), settings.host, settings.port,
                  settings.public_url)

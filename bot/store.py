@@ -524,6 +524,14 @@ class Store:
                                   "AND contact NOT LIKE 'sandbox:%'", (campaign,))
         return int(row["n"]) if row else 0
 
+    async def synced_count(self, campaign: str) -> int:
+        """Signatures of ours the central store holds: none of their outbox rows is left."""
+        row = await self.fetchone(
+            "SELECT count(*) AS n FROM signatures s WHERE campaign = ? AND contact NOT LIKE "
+            "'sandbox:%' AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.signature_id = "
+            "s.signature_id AND o.status != 'done')", (campaign,))
+        return int(row["n"]) if row else 0
+
     async def parked_reasons(self, limit: int = 5) -> list[dict[str, str]]:
         """The latest parked outbox rows: signature id and why the store refused it (masked:
         a store's error can quote a row's values)."""

@@ -75,7 +75,7 @@ NAMES_ENTRY = "words_provinces"
 
 def add_names(catalog: dict[str, str]) -> list[str]:
     """Take a catalog's province names (`words_provinces`) in; returns what it could not
-    read (an unknown code, a pair without `=`)."""
+    take (an unknown code, a pair without `=`, a name another province has)."""
     bad = []
     for pair in (p.strip() for p in catalog.get(NAMES_ENTRY, "").split("|")):
         code, sep, name = (part.strip() for part in pair.partition("="))
@@ -84,7 +84,9 @@ def add_names(catalog: dict[str, str]) -> list[str]:
         if not sep or code.upper() not in PROVINCES or not name:
             bad.append(pair)
             continue
-        _INDEX.setdefault(loosen(fold_name(name)), code.upper())
+        key = loosen(fold_name(name))
+        if _INDEX.setdefault(key, code.upper()) != code.upper():
+            bad.append(f"{pair} (already {_INDEX[key]})")
     return bad
 
 

@@ -316,6 +316,12 @@ def _is_restart_yes(t: Turn) -> bool:
 
 async def decide(t: Turn) -> None:
     """Decide one turn: set `t.state`, `t.language`, `t.data`, `t.replies`, `t.effects`."""
+    await _decide(t)
+    if t.state != State.CHOOSE_LANGUAGE:
+        t.data.pop("resume", None)  # a LANGUAGE question left by other means: forget it
+
+
+async def _decide(t: Turn) -> None:
     state = State(t.state) if t.state in State.__members__.values() else State.NEW
     found = match_keyword(t.text, t.language)
 
@@ -334,8 +340,12 @@ async def decide(t: Turn) -> None:
         return
 
     if t.text.startswith(LANGUAGE_BUTTON) and t.text[len(LANGUAGE_BUTTON):] in t.languages:
-        # A language button, from this message or an old one: switch and go on where we were.
+        # A language button, from this message or an old one: switch and go on where we were
+        # (at the language question: where the contact was when they asked for LANGUAGE).
         t.language = t.text[len(LANGUAGE_BUTTON):]
+        resume = t.data.pop("resume", None)
+        if state is State.CHOOSE_LANGUAGE and resume in RESUMABLE:
+            state = State(resume)
         t.state = reprompt(t, state)
         return
 

@@ -73,6 +73,20 @@ def test_chat_lang_takes_telegram_style_tags(tmp_path: Path, tag: str) -> None:
     assert "Firmar" in result.stdout
 
 
+@pytest.mark.parametrize("choose", ["[1 English]", "1"])
+def test_language_while_signing_on_telegram_asks_the_same_question(tmp_path: Path,
+                                                                   choose: str) -> None:
+    """/language at the name question, then a language button (or its number): the name
+    question again, in English; then the signing goes on."""
+    result = run(tmp_path, "chat", "--channel", "telegram", "--contact", "44", "--lang", "es",
+                 stdin=f"/start\n[Firmar]\n/language\n{choose}\nAna Cruz\n")
+    assert result.returncode == 0, result.stderr
+    out = blocks(result.stdout)
+    assert "nombre" in out[1]
+    assert "What is your name" in out[3], out[3]
+    assert "province" in out[4]
+
+
 def test_chat_telegram_channel_shows_buttons(tmp_path: Path) -> None:
     result = run(tmp_path, "chat", "--channel", "telegram", "--contact", "42", "--lang", "es",
                  stdin="hola\n")

@@ -524,6 +524,28 @@ def test_serve_worker_drains_what_sms_webhooks_signed(tmp_path: Path) -> None:
 
 # --- one sync at a time per bot database ------------------------------------------------------
 
+@pytest.mark.parametrize("target", [pytest.param("sqlite", id="sqlite")], indirect=True)
+async def test_tally_adds_what_the_central_store_does_not_hold_yet(store: Store,
+                                                                   target: Target) -> None:
+    """The central total read, plus this bot's signatures not in it: one not synced yet, one
+    signed since; never one of ours twice."""
+    from bot.engine import Tally
+
+    for i in range(2):
+        await sign(store, phone(i))
+    await sync_pass(store, target)
+    await sign(store, phone(2))  # not synced yet
+    tally = Tally(store, "test-campaign")
+    assert await tally.signature_count() == 3  # no total read yet: our own
+    await tally.set_central(10)  # other bots' 8, and our 2 synced
+    assert await tally.signature_count() == 11
+    await sign(store, phone(3))
+    assert await tally.signature_count() == 12
+    await sync_pass(store, target)
+    await tally.set_central(12)
+    assert await tally.signature_count() == 12
+
+
 def test_thanks_count_every_bot_on_the_central_store(tmp_path: Path) -> None:
     """Two bots (their own numbers and databases) feed one central store: a thank-you counts
     the campaign's signatures from both, not only the bot's own."""

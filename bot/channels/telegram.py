@@ -70,7 +70,7 @@ from bot.i18n import Catalogs
 from bot.lines import Lines
 from bot.logs import mask
 from bot.organizer import Desk
-from bot.replies import marker, resend
+from bot.replies import marker
 from bot.store import StoreError
 from flows.types import Choice, Reply
 
@@ -103,6 +103,9 @@ OVERALL_LIMIT = 30  # messages in any one second, all chats together
 PACE_SLACK = 0.02  # seconds added to that second, for jitter between us and Telegram
 CHAT_RATE = 1.0  # messages a second to one chat, sustained ...
 CHAT_BURST = 5.0  # ... after a short burst (one turn's replies go out at once)
+#: We pace a chat at 95% of CHAT_RATE: a request reaches Telegram some tens of ms after we
+#: start it, and a first message that arrives late makes the ones after look early.
+CHAT_MARGIN = 0.95
 BULK_RESERVE = 5  # of the overall budget, what bulk sends leave to member replies
 NETWORK_ATTEMPTS = 5  # tries of one message while the Bot API does not answer
 CALLBACK_ATTEMPTS = 3
@@ -409,7 +412,7 @@ class Sender:
         if bucket is None:
             if len(self._chats) > 10_000:  # forget chats whose bucket filled up again
                 self._chats = {k: b for k, b in self._chats.items() if not b.full()}
-            bucket = self._chats[chat_id] = TokenBucket(CHAT_RATE, CHAT_BURST)
+            bucket = self._chats[chat_id] = TokenBucket(CHAT_RATE * CHAT_MARGIN, CHAT_BURST)
         return bucket
 
     async def _send(self, chat_id: int, item: Outgoing) -> bool:
@@ -722,10 +725,6 @@ class TelegramChannel:
     async def _run(self) -> None:
         if not await self._connect():
             return
-        try:  # what a crash left unsent goes out first, now that the Bot API answers
-            await resend(self.bot, CHANNEL)
-        except StoreError:
-            log.exception("telegram: could not read the replies a crash left unsent")
         if self.mode == "polling":
             await asyncio.gather(self._set_commands(), self._poll())
         else:

@@ -32,7 +32,8 @@ from bot.sync.outbox import Backoff, Lease, SyncBusy
 log = logging.getLogger("bot.sync")
 
 IDLE_POLL = 1.0  # seconds between looks at an empty outbox
-TOTAL_EVERY = 30.0  # seconds between reads of the central store's total (and after a push)
+TOTAL_EVERY = 30.0  # seconds between reads of the central store's total ...
+TOTAL_AFTER_PUSH = 5.0  # ... or this soon after a push (OSDI shares 4 requests/s with pushes)
 PASS_BACKOFF = Backoff(base=1.0, cap=60.0)  # between passes while the store is down
 PROGRESS_MIN = 500  # a progress bar from this many signatures on
 BUSY_WAIT = 15.0  # how long `sync --once` waits for a pass of `serve` to end
@@ -269,7 +270,11 @@ async def run_worker(bot: Any, health: dict[str, Any], *, backoff: Backoff | Non
                     failures = failures + 1 if report.error else 0
                     if not report.error and report.busy:
                         wait = 0  # more may have come meanwhile
-                        counted = -TOTAL_EVERY  # what we pushed changed the total
+                        # what we pushed changed the total: read it soon, not more than
+                        # once every TOTAL_AFTER_PUSH seconds under a steady trickle
+                        counted = min(counted, time.monotonic() - TOTAL_EVERY + TOTAL_AFTER_PUSH)
+                    if report.error:
+                        counted = time.monotonic()  # the store is in trouble: not now
                 elif due is not None:
                     wait = min(idle, max(0.0, (due - outbox.now_utc()).total_seconds()))
                 if wait and time.monotonic() - counted >= TOTAL_EVERY:
