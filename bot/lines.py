@@ -42,12 +42,15 @@ class Lines(Generic[K, T]):
         self._name = name
         self._lines: dict[K, deque[Any]] = {}  # items, and _Done marks
         self._emptied: dict[K, asyncio.Event] = {}  # set when that member's line is done
+        self._waiting = 0  # items queued and not yet sent, over all lines
+        self._fewer: asyncio.Event | None = None  # set when `_waiting` goes down
         self._tasks: set[asyncio.Task[Any]] = set()
 
     def put(self, key: K, items: Iterable[T], done: Callable[[], Any] | None = None) -> None:
         """Queue items for one member, after what is already on their line; `done` runs
         once they have all left."""
         batch: list[Any] = list(items)
+        self._waiting += len(batch)
         if done is not None:
             batch.append(_Done(done))
         if not batch:
@@ -74,11 +77,23 @@ class Lines(Generic[K, T]):
         if key in self._lines:
             await self._emptied.setdefault(key, asyncio.Event()).wait()
 
+    async def below(self, limit: int) -> None:
+        """Return once fewer than `limit` items are waiting over all lines."""
+        while self._waiting >= limit:
+            if self._fewer is None:
+                self._fewer = asyncio.Event()
+            await self._fewer.wait()
+
+    def _less(self, n: int) -> None:
+        self._waiting -= n
+        if n and self._fewer is not None:
+            self._fewer.set()
+            self._fewer = None
+
     @property
     def waiting(self) -> int:
         """Items queued and not yet sent, over all lines."""
-        return sum(not isinstance(item, _Done) for line in self._lines.values()
-                   for item in line)
+        return self._waiting
 
     async def close(self, grace: float = STOP_GRACE) -> None:
         """Give what is queued `grace` seconds, then stop."""
@@ -118,12 +133,15 @@ class Lines(Generic[K, T]):
                     keep_going = True
                 if not keep_going:  # the rest is dropped: nothing to send again later
                     marks = [dropped for dropped in line if isinstance(dropped, _Done)]
+                    self._less(len(line) - len(marks))
                     line.clear()
                     for mark in marks:
                         await self._run(mark)
                     break
                 line.popleft()
-        finally:
+                self._less(1)
+        finally:  # stopped (cancelled) with items left: they are not waiting any more
+            self._less(sum(not isinstance(item, _Done) for item in line))
             self._lines.pop(key, None)
             emptied = self._emptied.pop(key, None)
             if emptied is not None:

@@ -816,6 +816,32 @@ async def test_replies_overtake_a_broadcast_in_progress(api: TelegramAPI, tmp_pa
         assert len(within) <= 31, f"{len(within)} messages in one second"
 
 
+@pytest.mark.usefixtures("ptb_timedelta")
+async def test_polling_waits_while_the_reply_lines_are_full(api: TelegramAPI) -> None:
+    """`room()` (what polling awaits before each getUpdates) holds while the queued replies
+    reach the limit (here a 429 pauses all sending), and lets go as they leave."""
+    from telegram import Bot as BotAPI
+
+    from bot.channels.telegram import Sender
+    from flows.types import Reply
+
+    token = "1000203:backlog"
+    api.fail(token, "sendMessage", status=429, retry_after=2)
+    async with BotAPI(token, base_url=f"{api.url}/bot") as client:
+        sender = Sender(client, report=lambda *_: None, scrub=str)
+        for chat in range(300, 310):
+            sender.reply(chat, [Reply(f"Answer {i}", "en") for i in range(4)])
+        assert sender.backlog == 40
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(sender.room(30), 1.0)  # the 429's pause holds them all
+        await asyncio.wait_for(sender.room(30), 10)
+        assert sender.backlog < 30
+        await asyncio.wait_for(sender.room(1), 20)
+        assert sender.backlog == 0
+        await sender.close()
+    assert sum(len(api.sent(token, chat)) for chat in range(300, 310)) == 40
+
+
 def test_broadcast_command_reaches_members_who_want_news(api: TelegramAPI,
                                                          polling_bot: BotProcess,
                                                          conversations: Futures) -> None:

@@ -107,6 +107,7 @@ CHAT_BURST = 5.0  # ... after a short burst (one turn's replies go out at once)
 #: start it, and a first message that arrives late makes the ones after look early.
 CHAT_MARGIN = 0.95
 BULK_RESERVE = 5  # of the overall budget, what bulk sends leave to member replies
+POLL_BACKLOG = OVERALL_LIMIT * 60  # polling waits while a minute's worth of replies is queued
 NETWORK_ATTEMPTS = 5  # tries of one message while the Bot API does not answer
 CALLBACK_ATTEMPTS = 3
 STOP_GRACE = 2.0  # seconds `stop()` gives queued replies before leaving
@@ -404,6 +405,15 @@ class Sender:
     async def close(self, grace: float = STOP_GRACE) -> None:
         """Give queued replies `grace` seconds, then stop."""
         await self._lines.close(grace)
+
+    @property
+    def backlog(self) -> int:
+        """Replies queued and not yet sent, over all chats."""
+        return self._lines.waiting
+
+    async def room(self, limit: int) -> None:
+        """Return once fewer than `limit` replies are queued."""
+        await self._lines.below(limit)
 
     # inside
 
@@ -787,6 +797,9 @@ class TelegramChannel:
         offset: int | None = None
         delay = 1.0
         while True:
+            # Take no more updates than can be answered soon: under a flood they wait at
+            # Telegram (kept for 24 hours) instead of as replies in our memory.
+            await self.sender.room(POLL_BACKLOG)
             try:
                 updates = await self.api.get_updates(offset=offset, timeout=POLL_TIMEOUT,
                                                      allowed_updates=list(ALLOWED_UPDATES))
