@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _contact_address(channel: str, raw: str | None) -> str | None:
-    from bot.channels.sms import normalize_number
+    from bot.phones import normalize_number
 
     if channel == "telegram":
         ident = (raw or "1").removeprefix("telegram:")

@@ -51,7 +51,9 @@ def _organizers(raw: str) -> frozenset[str]:
             )
         ident = ident.strip()
         if kind in ("sms", "whatsapp"):  # `sms:+1 (416) 555-0123` names +14165550123
-            number = _e164(ident)
+            from bot.phones import normalize_number  # phonenumbers: only when it is needed
+
+            number = normalize_number(ident)
             if number is None:
                 raise ConfigError(f"ORGANIZERS entry {item!r}: {ident!r} is not a phone number "
                                   "(write it as +E.164, e.g. sms:+14165550123)")
@@ -59,17 +61,6 @@ def _organizers(raw: str) -> frozenset[str]:
         out.add(f"{kind}:{ident}")
     return frozenset(out)
 
-
-def _e164(raw: str) -> str | None:
-    import phonenumbers
-
-    try:
-        number = phonenumbers.parse(raw, "CA")
-    except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_possible_number(number):
-        return None
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
 def _hours(raw: str) -> tuple[int, int]:

@@ -15,6 +15,8 @@ from babel.numbers import format_decimal
 from bot import ROOT
 from bot.campaign import Campaign
 from bot.config import ConfigError
+from flows.keywords import add_words
+from flows.regions import add_names
 
 #: The catalogs: `locales/<lang>/LC_MESSAGES/bot.po`. BOT_LOCALES_DIR points elsewhere (tests,
 #: a translator trying a draft).
@@ -64,9 +66,6 @@ def read_catalog(path: Path) -> dict[str, str]:
 def learn_words(texts: dict[str, dict[str, str]]) -> list[str]:
     """The keywords, answers and province names catalogs give (`words_*`), into the flows'
     tables; returns the province pairs that could not be read."""
-    from flows.keywords import add_words
-    from flows.regions import add_names
-
     bad = []
     for lang, entries in texts.items():
         add_words(lang, entries)

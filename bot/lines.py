@@ -68,10 +68,6 @@ class Lines(Generic[K, T]):
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def busy(self, key: K) -> bool:
-        """Something for this member is still queued or being sent."""
-        return key in self._lines
-
     async def drained(self, key: K) -> None:
         """Return once nothing for this member is left to send (wrap it in a timeout)."""
         if key in self._lines:

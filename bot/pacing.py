@@ -1,9 +1,12 @@
-"""Send pacing: never more than `rate` messages in any one-second window.
+"""Send pacing.
 
+`SlidingWindow` (broadcasts): never more than `rate` messages in any one-second window.
 Starts are spread evenly (no bursts) at 97% of the rate, and a sliding window also caps
 them at 98% of it in any second (the whole rate at low rates): the margins absorb the jitter
 between when we start a request and when the platform counts it, so the platform never sees
 more than `rate`.
+
+`TokenBucket` (one Telegram chat's replies, OSDI requests): a burst, then `rate` a second.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import asyncio
 import math
 import time
 from collections import deque
+from collections.abc import Callable
 
 SAFETY = 0.97
 
@@ -56,3 +60,37 @@ class SlidingWindow:
                     self._next = base + self.spacing
                     return
                 await asyncio.sleep(self.window - (now - self._starts[0]))
+
+
+class TokenBucket:
+    """At most `rate` sends a second, `capacity` of them back to back (a burst)."""
+
+    def __init__(self, rate: float, capacity: float = 1.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate = rate
+        self.capacity = capacity
+        self.clock = clock
+        self.tokens = capacity
+        self.updated = clock()
+        self.paused_until = 0.0
+        self._lock = asyncio.Lock()
+
+    def full(self) -> bool:
+        """No token used: nothing sent lately (a chat whose bucket can be forgotten)."""
+        now = self.clock()
+        return self.tokens + (now - self.updated) * self.rate >= self.capacity
+
+    def pause(self, seconds: float) -> None:
+        self.paused_until = max(self.paused_until, self.clock() + seconds)
+
+    async def take(self) -> None:
+        async with self._lock:
+            while True:
+                now = self.clock()
+                self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
+                self.updated = now
+                wait = max(self.paused_until - now, (1 - self.tokens) / self.rate)
+                if wait <= 0:
+                    self.tokens -= 1
+                    return
+                await asyncio.sleep(wait)

@@ -29,14 +29,19 @@ log = logging.getLogger(__name__)
 RESEND_WITHIN = timedelta(hours=1)  # older replies are stale after a long outage: not sent
 
 
+def has_buttons(replies: Sequence[Reply]) -> bool:
+    """A WhatsApp turn with choices: its replies go out as buttons, through the Messages API
+    after the commit (bot.channels.whatsapp), not in the webhook's TwiML."""
+    return any(reply.choices for reply in replies)
+
+
 def later(bot: Any, msg: Inbound, replies: Sequence[Reply]) -> bool:
     """Do this turn's replies leave after the commit (so the turn marks them)?"""
     if not replies or msg.platform_id is None:  # `chat` and the console answer at once
         return False
     if msg.channel == "telegram":
         return msg.address.startswith("telegram:")
-    return msg.channel == "whatsapp" and bot.whatsapp is not None and \
-        any(reply.choices for reply in replies)
+    return msg.channel == "whatsapp" and bot.whatsapp is not None and has_buttons(replies)
 
 
 def marker(store: Store, channel: str, platform_id: str | None

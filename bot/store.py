@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
+from bot.logs import scrub
 from flows.types import Erase, SetUpdates, Sign, Start, Stop
 
 log = logging.getLogger(__name__)
@@ -535,8 +536,6 @@ class Store:
     async def parked_reasons(self, limit: int = 5) -> list[dict[str, str]]:
         """The latest parked outbox rows: signature id and why the store refused it (masked:
         a store's error can quote a row's values)."""
-        from bot.logs import scrub
-
         rows = await self.fetchall(
             "SELECT signature_id, last_error FROM outbox WHERE status = 'parked' "
             "ORDER BY id DESC LIMIT ?", (limit,))

@@ -21,12 +21,18 @@ class Reply:
     choices: tuple[Choice, ...] = ()
     numbered: bool = False  # SMS lists the choices as `1 English` lines under the text
 
+    def labelled(self) -> tuple[Choice, ...]:
+        """The choices as a button or a line shows them: a numbered list keeps its numbers
+        (`2 Español`), so a text that says "reply with a number" still makes sense."""
+        if not self.numbered:
+            return self.choices
+        return tuple(Choice(f"{i} {c.label}", c.value) for i, c in enumerate(self.choices, 1))
+
     def plain(self) -> str:
         """The text as a basic phone shows it: numbered choices written out."""
         if not self.numbered or not self.choices:
             return self.text
-        lines = [f"{i} {choice.label}" for i, choice in enumerate(self.choices, 1)]
-        return "\n".join([self.text, *lines])
+        return "\n".join([self.text, *(choice.label for choice in self.labelled())])
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -15,10 +15,11 @@ from typing import Any
 import httpx
 import pytest
 
+from bot.pacing import TokenBucket
 from bot.store import Store
 from bot.sync import outbox
 from bot.sync.base import Outcome, PassReport
-from bot.sync.osdi import RATE, OsdiBackend, TokenBucket, signature_body, split_name
+from bot.sync.osdi import RATE, OsdiBackend, signature_body, split_name
 from bot.sync.worker import Syncer
 from flows.types import SetUpdates
 from tests.harness import BotProcess, Twilio, new_number, sms_env, wait_for

@@ -17,7 +17,6 @@ from collections.abc import Iterable
 from functools import lru_cache
 
 import httpx
-import phonenumbers
 from twilio.request_validator import RequestValidator
 
 from bot.campaign import Campaign
@@ -25,6 +24,7 @@ from bot.config import Settings
 from bot.delivery import Outcome, SendResult
 from bot.engine import Inbound
 from bot.logs import mask
+from bot.phones import normalize_number
 from bot.sms_text import to_gsm7
 from flows.keywords import TWILIO_WORDS
 from flows.types import Reply
@@ -36,7 +36,6 @@ CHANNEL = "sms"
 WHATSAPP = "whatsapp"
 WHATSAPP_PREFIX = "whatsapp:"
 CHOICE_ID = "ub:"  # the ids of our WhatsApp buttons: this, then the choice's value
-DEFAULT_REGION = "CA"  # numbers written without a country code are read as North American
 
 #: Twilio error codes we act on (platforms.md), in one place.
 ERROR_STOPPED = 21610  # the recipient replied STOP at the carrier: record an opt-out
@@ -76,29 +75,6 @@ def signature_ok(settings: Settings, url: str, form: dict[str, str], signature: 
 @lru_cache(maxsize=4)
 def _validator(token: str) -> RequestValidator:
     return RequestValidator(token)
-
-
-def normalize_number(raw: str) -> str | None:
-    """`+1 416 555 0123`, `4165550123` -> `+14165550123`; None when it is not a phone number."""
-    return _normalize_cached(raw) if len(raw) <= 32 else _normalize(raw)
-
-
-#: Numbers read recently, parsed once: every webhook names our own number in `To` (and the
-#: settings hold it), and a person's messages come one after another. Bounded (1024 short
-#: strings, about 150 KB).
-@lru_cache(maxsize=1024)
-def _normalize_cached(raw: str) -> str | None:
-    return _normalize(raw)
-
-
-def _normalize(raw: str) -> str | None:
-    try:
-        number = phonenumbers.parse(raw, DEFAULT_REGION)
-    except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_possible_number(number):
-        return None
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
 #: The shape of an E.164 number: what WhatsApp's ids are, valid by today's numbering plan or not.

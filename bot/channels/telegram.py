@@ -70,6 +70,7 @@ from bot.i18n import Catalogs
 from bot.lines import Lines
 from bot.logs import mask
 from bot.organizer import Desk
+from bot.pacing import TokenBucket
 from bot.replies import marker
 from bot.store import StoreError
 from flows.types import Choice, Reply
@@ -223,11 +224,8 @@ def read_update(update: Update, campaign: Campaign) -> Received:
 # --- writing replies ----------------------------------------------------------------------
 
 def buttons(reply: Reply) -> list[list[Choice]]:
-    """The reply's choices as rows of buttons; a numbered list keeps its numbers in the labels,
-    so a text that says "reply with a number" still makes sense."""
-    choices = [Choice(f"{i} {c.label}" if reply.numbered else c.label, c.value)
-               for i, c in enumerate(reply.choices, 1)
-               if len(c.value.encode("utf-8")) <= MAX_CALLBACK_DATA]
+    """The reply's choices as rows of buttons (a numbered list keeps its numbers)."""
+    choices = [c for c in reply.labelled() if len(c.value.encode("utf-8")) <= MAX_CALLBACK_DATA]
     if len(choices) <= 3:
         return [choices] if choices else []
     return [choices[i:i + 2] for i in range(0, len(choices), 2)]
@@ -273,32 +271,6 @@ def retry_seconds(exc: RetryAfter) -> float:
 
 
 # --- sending ------------------------------------------------------------------------------
-
-class TokenBucket:
-    """One chat's pace: `rate` messages a second, after a burst of at most `burst`."""
-
-    def __init__(self, rate: float, burst: float) -> None:
-        self.rate, self.burst = rate, burst
-        self.tokens = burst
-        self.stamp = time.monotonic()
-
-    def _refill(self, now: float) -> None:
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-
-    def full(self) -> bool:
-        self._refill(time.monotonic())
-        return self.tokens >= self.burst
-
-    async def take(self) -> None:
-        """Wait for one token."""
-        while True:
-            self._refill(time.monotonic())
-            if self.tokens >= 1:
-                self.tokens -= 1
-                return
-            await asyncio.sleep((1 - self.tokens) / self.rate)
-
 
 class Budget:
     """At most `limit` sends in any window of `window` seconds; `pause()` holds every sender.

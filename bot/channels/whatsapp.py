@@ -36,11 +36,12 @@ import httpx
 from bot.app import Bot
 from bot.channels.sms import CHOICE_ID, WhatsAppOutlet, render
 from bot.delivery import Outcome
+from bot.i18n import Catalogs
 from bot.lines import Lines
 from bot.logs import mask
-from bot.replies import marker
+from bot.replies import has_buttons, marker
 from bot.store import StoreError
-from flows.types import Choice, Reply
+from flows.types import Reply
 
 log = logging.getLogger(__name__)
 
@@ -57,18 +58,11 @@ TWIML_WAIT = 3.0  # how long a TwiML answer waits for this member's line to empt
 REFUSED_PAUSE = 300.0  # after the Content API refused, numbered text for this long
 
 
-def labels(reply: Reply) -> list[Choice]:
-    """The choices as they are shown; a numbered list keeps its numbers (as on Telegram), so
-    a text that says "reply with a number" still makes sense."""
-    return [Choice(f"{i} {c.label}" if reply.numbered else c.label, c.value)
-            for i, c in enumerate(reply.choices, 1)]
-
-
 def content_for(reply: Reply, choose: str, account: str = "") -> dict[str, Any] | None:
     """The Content API body for this reply's choices (its text left as variable 1), or None
     when they do not fit WhatsApp's limits: then the reply goes as numbered text. `key`
     names it in our store (per Twilio account: a restored database may change accounts)."""
-    choices = labels(reply)
+    choices = reply.labelled()
     if not choices or len(choices) > LIST_MAX or not reply.text.strip() or \
             len(reply.text) > VARIABLE_MAX or \
             any(len(CHOICE_ID + c.value) > ID_MAX for c in choices):
@@ -90,6 +84,14 @@ def content_for(reply: Reply, choose: str, account: str = "") -> dict[str, Any] 
                                     ensure_ascii=False).encode()).hexdigest()[:32]
     return {"friendly_name": f"union_bot_{reply.lang}_{key[:12]}", "language": reply.lang,
             "variables": {"1": "text"}, "types": types, "key": key}
+
+
+def content_of(catalogs: Catalogs, reply: Reply, account: str = "") -> dict[str, Any] | None:
+    """What this reply goes out as: its content (a list's button in the reply's language),
+    or None for text (no choices, or they do not fit)."""
+    if not reply.choices:
+        return None
+    return content_for(reply, catalogs.text(reply.lang, "button_choose"), account)
 
 
 class Contents:
@@ -201,7 +203,7 @@ class WhatsAppReplies:
         choices goes in TwiML once this member's earlier replies have left (TwiML must not
         overtake them); if they are held up (a 429, a slow Content API), it joins the line.
         """
-        if any(reply.choices for reply in replies):
+        if has_buttons(replies):
             if not repeat:  # the turn marked them unsent (bot.replies): clear it once sent
                 self.lines.put(address, replies, marker(self.bot.store, CHANNEL, platform_id))
             return True
@@ -219,11 +221,8 @@ class WhatsAppReplies:
         await self.lines.close()
 
     async def _content_sid(self, reply: Reply) -> str | None:
-        if not reply.choices:
-            return None
         try:
-            choose = self.bot.catalogs.text(reply.lang, "button_choose")
-            content = content_for(reply, choose, self.contents.account or "")
+            content = content_of(self.bot.catalogs, reply, self.contents.account or "")
             return await self.contents.sid(content) if content else None
         except Exception:  # whatever went wrong, the member still gets the numbered text
             log.exception("whatsapp: no content for a reply's choices; numbered text instead")

@@ -772,14 +772,14 @@ def render_item(ctx: Ctx, item: sandbox.Item) -> str:
     if body.get("channel") == "whatsapp":
         from bot.channels import whatsapp
 
-        choose = ctx.bot.catalogs.text(reply.lang, "button_choose")
-        content = whatsapp.content_for(reply, choose) if reply.choices else None
+        content = whatsapp.content_of(ctx.bot.catalogs, reply)
         if content is None:  # no choices, or they do not fit: numbered text, as sent
             return bubble(sms.render(reply, ctx.bot.campaign, "whatsapp"))
-        choices = whatsapp.labels(reply)
+        choices = reply.labelled()
         if "twilio/quick-reply" in content["types"]:
             buttons = f'<div class="row">{"".join(press(c) for c in choices)}</div>'
             return bubble(reply.text, f'<div class="keyboard">{buttons}</div>')
+        choose = content["types"]["twilio/list-picker"]["button"]
         items = "".join(f'<div class="row">{press(c)}</div>' for c in choices)
         return bubble(reply.text, f'<details class="keyboard picker"><summary>{e(choose)}'
                                   f'</summary>{items}</details>')

@@ -23,17 +23,15 @@ signature's link for an organizer to delete by hand, and counted as "cannot eras
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import aiosqlite
 import httpx
 
+from bot.pacing import TokenBucket
 from bot.store import Store
 from bot.sync.base import (
     Backend,
@@ -51,35 +49,6 @@ EMPTY_BODY_ATTEMPTS = 5
 SERVER_ERROR_ATTEMPTS = 25
 USER_AGENT = "union-outreach-bot (petition sync)"
 _DIGITS = re.compile(r"\+?\d[\d ()-]{5,}\d")
-
-
-class TokenBucket:
-    """At most `rate` requests a second, `capacity` of them back to back."""
-
-    def __init__(self, rate: float, capacity: float = 1.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.rate = rate
-        self.capacity = capacity
-        self.clock = clock
-        self.tokens = capacity
-        self.updated = clock()
-        self.paused_until = 0.0
-        self._lock = asyncio.Lock()
-
-    def pause(self, seconds: float) -> None:
-        self.paused_until = max(self.paused_until, self.clock() + seconds)
-
-    async def take(self) -> None:
-        async with self._lock:
-            while True:
-                now = self.clock()
-                self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
-                self.updated = now
-                wait = max(self.paused_until - now, (1 - self.tokens) / self.rate)
-                if wait <= 0:
-                    self.tokens -= 1
-                    return
-                await asyncio.sleep(wait)
 
 
 def split_name(full_name: str) -> tuple[str, str]:
